@@ -1,0 +1,1 @@
+"""The dpi-blocks kernel: settings, storage, keys, signing, telemetry, app assembly and the ``dpi`` CLI."""

@@ -1,0 +1,53 @@
+"""How a route declares its wire contract: the ``standards`` schemas of its bodies.
+
+Every HTTP handler carries a :class:`Contract` in its ``opt`` under ``"contract"``; the OpenAPI
+document is built from these declarations only, so a body without a published schema cannot
+be documented and the test over the document catches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = ["CONTRACT_KEY", "Contract", "Parameter"]
+
+CONTRACT_KEY: Final = "contract"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A path or query parameter and its JSON Schema."""
+
+    name: str
+    location: str
+    schema: Mapping[str, Any]
+    required: bool = True
+    description: str = ""
+
+    def as_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "name": self.name,
+            "in": self.location,
+            "required": self.required,
+            "schema": dict(self.schema),
+        }
+        if self.description:
+            document["description"] = self.description
+        return document
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Summary, request body schema and response body schemas (``name@version``) of one operation."""
+
+    summary: str
+    responses: Mapping[int, str]
+    request: str | None = None
+    parameters: tuple[Parameter, ...] = ()
+    tags: tuple[str, ...] = ()
+    errors: tuple[int, ...] = field(default=(400, 404, 405, 413, 415, 500))
+
+    def as_opt(self) -> dict[str, Any]:
+        return {CONTRACT_KEY: self}

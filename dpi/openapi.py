@@ -1,0 +1,124 @@
+"""The OpenAPI 3.1 document of a running app (https://spec.openapis.org/oas/v3.1.0).
+
+Built from each route's :class:`~dpi.contract.Contract`; every request and response body is a
+``$ref`` into ``components/schemas``, whose entries are the published ``standards`` schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.routes import HTTPRoute
+
+import standards
+from dpi.contract import CONTRACT_KEY, Contract
+
+__all__ = ["ERROR_SCHEMA", "build_openapi"]
+
+ERROR_SCHEMA: Final = "error@1.0.0"
+_PATH_PARAMETER: Final = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
+_JSON: Final = "application/json"
+
+
+def _component_ref(ref: str) -> dict[str, str]:
+    name, _, version = ref.partition("@")
+    return {"$ref": f"#/components/schemas/{standards.component_key(name, version)}"}
+
+
+def _resolve(ref: str) -> str:
+    """``name`` or ``name@version`` to an exact ``name@version`` (the latest when none is given)."""
+    name, _, version = ref.partition("@")
+    return f"{name}@{version or standards.schema_versions(name)[-1]}"
+
+
+def _operation(
+    contract: Contract, path_parameters: list[str], operation_id: str
+) -> tuple[dict[str, Any], set[str]]:
+    refs: set[str] = set()
+    declared = {parameter.name for parameter in contract.parameters}
+    parameters = [parameter.as_document() for parameter in contract.parameters]
+    parameters += [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path_parameters
+        if name not in declared
+    ]
+    responses: dict[str, Any] = {}
+    for status, schema_ref in sorted(contract.responses.items()):
+        exact = _resolve(schema_ref)
+        refs.add(exact)
+        responses[str(status)] = {
+            "description": "success" if status < 400 else "refusal",
+            "content": {_JSON: {"schema": _component_ref(exact)}},
+        }
+    error = _resolve(ERROR_SCHEMA)
+    refs.add(error)
+    for status in contract.errors:
+        responses.setdefault(
+            str(status),
+            {
+                "description": "refusal with a reason code",
+                "content": {_JSON: {"schema": _component_ref(error)}},
+            },
+        )
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": contract.summary,
+        "responses": responses,
+    }
+    if contract.tags:
+        operation["tags"] = list(contract.tags)
+    if parameters:
+        operation["parameters"] = parameters
+    if contract.request is not None:
+        exact = _resolve(contract.request)
+        refs.add(exact)
+        operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": _component_ref(exact)}}}
+    return operation, refs
+
+
+def _handlers(app: Litestar) -> Iterable[tuple[str, str, HTTPRouteHandler]]:
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            for method in sorted(handler.http_methods):
+                if method in {"HEAD", "OPTIONS"}:
+                    continue
+                yield route.path_format, method.lower(), handler
+
+
+def build_openapi(app: Litestar, *, title: str, version: str, server_url: str) -> dict[str, Any]:
+    """The document for every handler of ``app`` that declares a contract.
+
+    A handler without a contract is listed with an empty ``responses`` so the omission is visible
+    to the test and to the conformance suite rather than silently left out.
+    """
+    paths: dict[str, dict[str, Any]] = {}
+    refs: set[str] = set()
+    for path, method, handler in _handlers(app):
+        contract = handler.opt.get(CONTRACT_KEY)
+        operation_id = (
+            f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "").replace(".", "_")
+        )
+        operation_id = re.sub(r"[^A-Za-z0-9_]+", "_", operation_id).strip("_")
+        if not isinstance(contract, Contract):
+            paths.setdefault(path, {})[method] = {
+                "operationId": operation_id,
+                "summary": "undocumented",
+                "responses": {"default": {"description": "undocumented", "content": {_JSON: {}}}},
+            }
+            continue
+        operation, used = _operation(contract, _PATH_PARAMETER.findall(path), operation_id)
+        refs |= used
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "servers": [{"url": server_url}],
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": standards.openapi_components(sorted(refs))},
+    }

@@ -1,0 +1,83 @@
+"""The transactional outbox every block uses to announce events (DESIGN section 5).
+
+``enqueue`` writes in the caller's transaction, so an event exists exactly when the change it
+announces was committed. A dispatcher ``claim``s a batch under a lease (other dispatchers skip
+those rows), delivers, then ``mark_delivered`` or ``mark_failed`` with the time to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dpi.models import OutboxMessage
+
+__all__ = ["claim", "enqueue", "mark_delivered", "mark_failed"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def enqueue(
+    session: AsyncSession, topic: str, payload: dict[str, Any], *, key: str | None = None
+) -> OutboxMessage:
+    """Add an event to the caller's transaction; it becomes visible to dispatchers on commit."""
+    if not topic or len(topic) > 200:
+        raise ValueError("topic must be 1 to 200 characters")
+    now = _now()
+    message = OutboxMessage(
+        topic=topic, message_key=key, payload=payload, created_at=now, available_at=now, attempts=0
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def claim(
+    session: AsyncSession, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)
+) -> list[OutboxMessage]:
+    """Take up to ``limit`` undelivered, available messages, oldest first, for ``lease``.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent dispatchers get disjoint
+    batches; SQLite serialises writers, which gives the same guarantee.
+    """
+    now = _now()
+    # One UPDATE ... RETURNING: the choice of rows and their lease happen in one statement, so two
+    # dispatchers cannot both take a row between a read and a write.
+    candidates = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.available_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(candidates))
+        .values(available_at=now + lease, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    messages = list((await session.scalars(statement)).all())
+    return sorted(messages, key=lambda message: message.id)
+
+
+async def mark_delivered(session: AsyncSession, ids: Sequence[int]) -> None:
+    if ids:
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(delivered_at=_now())
+        )
+
+
+async def mark_failed(session: AsyncSession, message_id: int, error: str, retry_at: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(available_at=retry_at, last_error=error[:2000])
+    )

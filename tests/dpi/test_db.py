@@ -1,0 +1,124 @@
+"""Migrations per block branch and the transactional outbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dpi import db, outbox
+from dpi.models import OutboxMessage
+from tests.dpi.kernel_fixtures import MIGRATIONS
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_upgrade_applies_kernel_and_block_branches(engine: AsyncEngine) -> None:
+    before = await db.migration_state(engine, [MIGRATIONS])
+    assert before.current == frozenset()
+    assert before.pending == {"dpi_0001", "ledger_0001"}
+    after = await db.upgrade(engine, [MIGRATIONS])
+    assert after.is_current
+    assert after.current == {"dpi_0001", "ledger_0001"}
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT count(*) FROM ledger_entry"))
+        await connection.execute(text("SELECT count(*) FROM dpi_outbox"))
+
+
+async def test_upgrade_is_idempotent_and_adds_new_branches_later(engine: AsyncEngine) -> None:
+    first = await db.upgrade(engine)
+    assert first.current == {"dpi_0001"}
+    assert (await db.upgrade(engine)).current == {"dpi_0001"}
+    assert not (await db.migration_state(engine, [MIGRATIONS])).is_current
+    assert (await db.upgrade(engine, [MIGRATIONS])).current == {"dpi_0001", "ledger_0001"}
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/nested/dir/wal.sqlite3")
+    try:
+        async with engine.connect() as connection:
+            mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+        assert mode == "wal"
+    finally:
+        await engine.dispose()
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with db.session_factory(engine)() as session:
+        return int((await session.scalar(select(func.count()).select_from(OutboxMessage))) or 0)
+
+
+async def test_outbox_message_exists_only_if_the_transaction_commits(engine: AsyncEngine) -> None:
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    async with sessions() as session:
+        await outbox.enqueue(session, "consent.withdrawn", {"consent": "c-1"})
+        await session.rollback()
+    assert await _count(engine) == 0
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, "consent.withdrawn", {"consent": "c-2"}, key="c-2")
+    assert await _count(engine) == 1
+
+
+async def test_outbox_claim_lease_and_retry(engine: AsyncEngine) -> None:
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    async with sessions() as session, session.begin():
+        for number in range(3):
+            await outbox.enqueue(session, "registry.updated", {"n": number})
+    async with sessions() as session, session.begin():
+        claimed = await outbox.claim(session, limit=2)
+    assert [message.payload["n"] for message in claimed] == [0, 1]
+    assert all(message.attempts == 1 for message in claimed)
+    async with sessions() as session, session.begin():
+        others = await outbox.claim(session, limit=10)
+    assert [message.payload["n"] for message in others] == [2]
+    async with sessions() as session, session.begin():
+        await outbox.mark_delivered(session, [claimed[0].id])
+        await outbox.mark_failed(
+            session, claimed[1].id, "receiver answered 503", datetime.now(UTC) - timedelta(1)
+        )
+    async with sessions() as session, session.begin():
+        retried = await outbox.claim(session, limit=10)
+    assert [message.payload["n"] for message in retried] == [1]
+    assert retried[0].attempts == 2
+    assert retried[0].last_error == "receiver answered 503"
+
+
+async def test_concurrent_dispatchers_never_share_a_message(engine: AsyncEngine) -> None:
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    async with sessions() as session, session.begin():
+        for number in range(40):
+            await outbox.enqueue(session, "payments.status", {"n": number})
+
+    async def dispatcher() -> list[int]:
+        taken: list[int] = []
+        while True:
+            async with sessions() as session, session.begin():
+                batch = await outbox.claim(session, limit=3)
+            if not batch:
+                return taken
+            taken += [message.id for message in batch]
+
+    results = await asyncio.gather(*(dispatcher() for _ in range(4)))
+    every = [message_id for result in results for message_id in result]
+    assert len(every) == 40
+    assert len(set(every)) == 40
+
+
+@pytest.mark.parametrize("topic", ["", "x" * 201])
+async def test_outbox_refuses_bad_topics(engine: AsyncEngine, topic: str) -> None:
+    await db.upgrade(engine)
+    async with db.session_factory(engine)() as session:
+        with pytest.raises(ValueError, match="topic"):
+            await outbox.enqueue(session, topic, {})
