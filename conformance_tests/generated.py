@@ -1,4 +1,4 @@
-"""Requests generated from a target's OpenAPI document with schemathesis and hypothesis (property-based cases).
+"""Requests generated from a target's OpenAPI document by schemathesis and hypothesis (property-based).
 
 https://schemathesis.readthedocs.io/ generates, for every operation, requests whose parameters and bodies
 follow the schemas (positive mode) and requests that deliberately violate them (negative mode). The suite
@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 import httpx
 import hypothesis
-import jsonschema
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
 
 __all__ = [
     "GeneratedRequest",
@@ -94,16 +95,18 @@ def generate_cases(
     Raises :class:`UnusableDocument` when schemathesis cannot load the document.
     """
     try:
-        schema = schemathesis.openapi.from_dict(json.loads(json.dumps(document)), config=schemathesis.Config())
+        schema = schemathesis.openapi.from_dict(
+            json.loads(json.dumps(document)), config=schemathesis.Config()
+        )
     except Exception as error:  # schemathesis reports unusable documents with several exception types
         raise UnusableDocument(f"{type(error).__name__}: {error}") from None
     checker = _ValidityChecker(document)
     for result in schema.get_all_operations():
-        try:
-            operation = result.ok()
-        except Exception as error:  # an operation schemathesis cannot parse (e.g. a broken $ref)
-            yield OperationCases(operation=_label_of_error(error), requests=(), problem=str(error))
+        if not isinstance(result, Ok):  # an operation schemathesis cannot parse (e.g. a broken $ref)
+            invalid = result.err()
+            yield OperationCases(operation=_label_of_error(invalid), requests=(), problem=str(invalid))
             continue
+        operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
         generated: list[GeneratedRequest] = []
         problems: list[str] = []
@@ -236,7 +239,9 @@ class _ValidityChecker:
         item = self._document.get("paths", {}).get(case.path, {})
         operation = dict(self._resolve(item.get(case.method.lower(), {})))
         parameters = [self._resolve(p) for p in item.get("parameters", [])]
-        names = {(p.get("name"), p.get("in")) for p in (self._resolve(p) for p in operation.get("parameters", []))}
+        names = {
+            (p.get("name"), p.get("in")) for p in (self._resolve(p) for p in operation.get("parameters", []))
+        }
         inherited = [p for p in parameters if (p.get("name"), p.get("in")) not in names]
         operation["parameters"] = [self._resolve(p) for p in operation.get("parameters", [])] + inherited
         return operation
@@ -246,7 +251,11 @@ class _ValidityChecker:
         while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
             target: Any = self._document
             for part in node["$ref"][2:].split("/"):
-                target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
+                target = (
+                    target.get(part.replace("~1", "/").replace("~0", "~"), {})
+                    if isinstance(target, dict)
+                    else {}
+                )
             node, seen = target, seen + 1
             if seen > 20:
                 break
@@ -262,7 +271,9 @@ class _ValidityChecker:
         error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
         return None if error is None else error.message
 
-    def _body_invalid(self, operation: Mapping[str, Any], media_type: str | None, content: bytes | None) -> str | None:
+    def _body_invalid(
+        self, operation: Mapping[str, Any], media_type: str | None, content: bytes | None
+    ) -> str | None:
         body = self._resolve(operation.get("requestBody", {}))
         if content is None:
             return "the required body is missing" if body.get("required") else None
@@ -283,7 +294,9 @@ class _ValidityChecker:
             "header": case.headers,
             "cookie": case.cookies,
         }.get(location) or {}
-        lookup = {str(k).lower(): v for k, v in container.items()} if location == "header" else dict(container)
+        lookup = (
+            {str(k).lower(): v for k, v in container.items()} if location == "header" else dict(container)
+        )
         for parameter in operation.get("parameters", []):
             if parameter.get("in") != location:
                 continue

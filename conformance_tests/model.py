@@ -1,4 +1,4 @@
-"""The conformance model: profiles made of tests, each test citing requirement IDs from the catalogue in `standards`.
+"""The conformance model: profiles made of tests, each citing requirement IDs from the `standards` catalogue.
 
 A :class:`Profile` is a named, versioned set of :class:`ConformanceTest` objects. A test is an async function
 that talks to the target over HTTP through a :class:`~conformance_tests.target.TargetSession` and returns
@@ -27,9 +27,9 @@ __all__ = [
 
 
 class Status(StrEnum):
-    """Outcome of one requirement (or one finding): the values of `conformance-summary` ``results[].status``."""
+    """Outcome of a requirement or a finding: the values of `conformance-summary` ``results[].status``."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a status, not a password)
     FAIL = "fail"
     SKIP = "skip"
     ACCEPTED = "accepted"
@@ -37,7 +37,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the suite saw when a check failed: the request, the status, an excerpt of the body, the expectation."""
+    """What the suite saw when a check failed: request, status, an excerpt of the body, the expectation."""
 
     request: str
     status: int | None
@@ -57,7 +57,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    """One observation about one requirement: it passed, failed (with evidence) or was skipped (with a reason)."""
+    """One observation about one requirement: passed, failed (with evidence) or skipped (with a reason)."""
 
     requirement: str
     status: Status

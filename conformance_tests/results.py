@@ -1,4 +1,4 @@
-"""Results of a run: one :class:`RequirementResult` per requirement, a baseline of accepted failures, the verdict.
+"""Results of a run: a :class:`RequirementResult` per requirement, a baseline of accepted failures, a verdict.
 
 The verdict follows `conformance-summary@1.0.0`: "pass" when every MUST requirement is pass or accepted.
 A baseline file lists failures a deployment has knowingly accepted (the idea of schemathesis ``--baseline``
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import standards
-
 from conformance_tests.model import Finding, Status
 
 __all__ = [
@@ -61,7 +60,9 @@ class Baseline:
     def from_json(cls, data: object, source: str = "baseline") -> Baseline:
         entries = data.get("accepted") if isinstance(data, dict) else None
         if not isinstance(entries, list):
-            raise BaselineError(f'{source}: expected {{"accepted": [{{"requirement": "ID", "reason": "..."}}]}}')
+            raise BaselineError(
+                f'{source}: expected {{"accepted": [{{"requirement": "ID", "reason": "..."}}]}}'
+            )
         accepted: dict[str, str] = {}
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("requirement"), str):
@@ -84,6 +85,7 @@ class ProfileRef:
 class RequirementResult:
     """The folded outcome of one requirement over every finding about it."""
 
+    profile: str
     requirement: standards.Requirement
     status: Status
     tests: tuple[str, ...]
@@ -93,6 +95,7 @@ class RequirementResult:
     @classmethod
     def fold(
         cls,
+        profile: str,
         requirement: standards.Requirement,
         tests: Iterable[str],
         findings: Iterable[Finding],
@@ -110,7 +113,7 @@ class RequirementResult:
         accepted_reason = None
         if status is Status.FAIL and requirement.id in baseline.accepted:
             status, accepted_reason = Status.ACCEPTED, baseline.accepted[requirement.id]
-        return cls(requirement, status, tuple(tests), collected, accepted_reason)
+        return cls(profile, requirement, status, tuple(tests), collected, accepted_reason)
 
     @property
     def id(self) -> str:
@@ -137,7 +140,9 @@ class RequirementResult:
             if self.accepted_reason is not None:
                 lines.insert(0, f"accepted by baseline: {self.accepted_reason or 'no reason given'}")
             return "\n".join(lines)
-        relevant = [finding for finding in self.findings if finding.status is self.status] or list(self.findings)
+        relevant = [finding for finding in self.findings if finding.status is self.status] or list(
+            self.findings
+        )
         if not relevant:
             return "no test produced a finding for this requirement"
         return "\n".join(finding.message for finding in relevant[:_EVIDENCE_QUOTED])
@@ -145,6 +150,7 @@ class RequirementResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "requirement": self.id,
+            "profile": self.profile,
             "level": self.level,
             "statement": self.requirement.statement,
             "status": self.status.value,

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 import httpx
 
 import standards
-
 from conformance_tests.model import ConformanceTest, Finding, Profile
 from conformance_tests.registry import profile as registered_profile
 from conformance_tests.results import Baseline, ProfileRef, RequirementResult, RunReport
@@ -51,10 +50,14 @@ async def run_conformance(
     for chosen_profile in chosen:
         missing = [rid for rid in chosen_profile.requirement_ids if rid not in catalogue]
         if missing:
-            raise ValueError(f"profile {chosen_profile.name} cites requirements not in the catalogue: {missing}")
+            raise ValueError(
+                f"profile {chosen_profile.name} cites requirements not in the catalogue: {missing}"
+            )
 
     started_at = clock()
-    async with httpx.AsyncClient(transport=transport, timeout=options.timeout, follow_redirects=False) as client:
+    async with httpx.AsyncClient(
+        transport=transport, timeout=options.timeout, follow_redirects=False
+    ) as client:
         session = TargetSession(base_url, client, options)
         session.current_test = "reachability"
         first = await session.capabilities()
@@ -64,10 +67,11 @@ async def run_conformance(
         ordered = [t for t in tests if not t.observes_traffic] + [t for t in tests if t.observes_traffic]
         findings_by_test = {test.name: await _run_test(session, test) for test in ordered}
 
+    order = {requirement_id: index for index, requirement_id in enumerate(catalogue)}
     results = [
         _fold(chosen_profile, requirement_id, catalogue[requirement_id], findings_by_test, baseline)
         for chosen_profile in chosen
-        for requirement_id in chosen_profile.requirement_ids
+        for requirement_id in sorted(chosen_profile.requirement_ids, key=order.__getitem__)
     ]
     return RunReport(
         target=base_url,
@@ -100,5 +104,7 @@ def _fold(
     baseline: Baseline,
 ) -> RequirementResult:
     tests = [test.name for test in chosen_profile.tests if requirement_id in test.requirements]
-    findings = [f for name in tests for f in findings_by_test.get(name, []) if f.requirement == requirement_id]
-    return RequirementResult.fold(requirement, tests, findings, baseline)
+    findings = [
+        f for name in tests for f in findings_by_test.get(name, []) if f.requirement == requirement_id
+    ]
+    return RequirementResult.fold(chosen_profile.name, requirement, tests, findings, baseline)

@@ -1,4 +1,4 @@
-"""The system under test, seen over HTTP only: every request a test makes goes through a :class:`TargetSession`.
+"""The system under test, seen over HTTP only: every request of a test goes through a :class:`TargetSession`.
 
 The session records each request and response as an :class:`Exchange`, so tests about *every* response
 (error bodies, request ids, stack traces) can inspect all the traffic of a run. The HTTP client is an
@@ -27,7 +27,11 @@ __all__ = [
 ]
 
 CAPABILITIES_PATH = "/.well-known/dpi-capabilities"
-DEFAULT_ENDPOINTS: Mapping[str, str] = {"openapi": "/openapi.json", "health": "/healthz", "readiness": "/readyz"}
+DEFAULT_ENDPOINTS: Mapping[str, str] = {
+    "openapi": "/openapi.json",
+    "health": "/healthz",
+    "readiness": "/readyz",
+}
 USER_AGENT = "dpi-conformance/0.1.0"
 # Bounds on what one exchange keeps: enough to quote as evidence and to scan for leaks.
 _REQUEST_BODY_KEPT = 2048
@@ -42,7 +46,7 @@ class TargetUnreachable(Exception):
 @dataclass(frozen=True)
 class RunOptions:
     """Options of one run: generated cases per operation and mode, hypothesis seed, per-request timeout,
-    and the wall-clock budget of the generated phase (operations left when it runs out are reported as skipped).
+    and the wall-clock budget of the generated phase (operations left when it runs out count as skipped).
     """
 
     max_examples: int = 25
@@ -87,7 +91,7 @@ class Exchange:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        return str(self.headers.get("content-type", "")).split(";")[0].strip().lower()
 
     def json(self) -> Any:
         """The body parsed as JSON; raises ``ValueError`` when it is not JSON."""

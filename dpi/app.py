@@ -223,7 +223,12 @@ async def validate_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "schema": f"{checker.name}@{checker.version}",
         "valid": not issues,
         "issues": [
-            {"pointer": issue.pointer, "reason_code": issue.reason_code, "message": issue.message}
+            {
+                "pointer": issue.pointer,
+                "reason_code": issue.reason_code,
+                "message": issue.message,
+                "keyword": issue.keyword,
+            }
             for issue in issues
         ],
     }

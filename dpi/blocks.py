@@ -63,7 +63,9 @@ class Block:
 
     def __post_init__(self) -> None:
         if not _NAME_PATTERN.match(self.name):
-            raise BlockError(f"block name {self.name!r} must be lower-case words of letters and digits joined by '-'")
+            raise BlockError(
+                f"block name {self.name!r} must be lower-case words of letters and digits joined by '-'"
+            )
         if not self.prefix.startswith("/") or (self.prefix.endswith("/") and self.prefix != "/"):
             raise BlockError(
                 f"block {self.name}: prefix {self.prefix!r} must start with '/' and not end with one"

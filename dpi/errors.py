@@ -104,7 +104,7 @@ def preferred_language(accept_language: str | None) -> str:
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
-    value = request.scope.get(REQUEST_ID_SCOPE_KEY)  # type: ignore[typeddict-item]
+    value = request.scope.get(REQUEST_ID_SCOPE_KEY)
     return value if isinstance(value, str) else ""
 
 

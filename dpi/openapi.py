@@ -17,7 +17,7 @@ from litestar.routes import HTTPRoute
 import standards
 from dpi.contract import CONTRACT_KEY, Contract
 
-__all__ = ["ERROR_SCHEMA", "build_openapi"]
+__all__ = ["ERROR_SCHEMA", "build_openapi", "undocumented_bodies"]
 
 ERROR_SCHEMA: Final = "error@1.0.0"
 _PATH_PARAMETER: Final = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
@@ -122,3 +122,52 @@ def build_openapi(app: Litestar, *, title: str, version: str, server_url: str) -
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": standards.openapi_components(sorted(refs))},
     }
+
+
+_BODILESS_STATUSES: Final = frozenset({"204", "304"})
+_BODY_METHODS: Final = frozenset({"post", "put", "patch"})
+_HTTP_METHODS: Final = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def _has_schema_ref(content: Any, components: dict[str, Any] | None) -> bool:
+    if not isinstance(content, dict) or not content:
+        return False
+    for media in content.values():
+        schema = media.get("schema") if isinstance(media, dict) else None
+        reference = schema.get("$ref") if isinstance(schema, dict) else None
+        if not isinstance(reference, str) or not reference.startswith("#/components/schemas/"):
+            return False
+        if components is not None and reference.removeprefix("#/components/schemas/") not in components:
+            return False
+    return True
+
+
+def undocumented_bodies(document: dict[str, Any]) -> list[str]:
+    """``METHOD /path`` of every operation with a request or response body that has no schema reference.
+
+    A body counts as documented only when it is a ``$ref`` to ``components/schemas`` (and, when the
+    document has components, to one that exists there).
+    """
+    components = document.get("components", {}).get("schemas")
+    problems: list[str] = []
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS or not isinstance(operation, dict):
+                continue
+            ok = True
+            request_body = operation.get("requestBody")
+            if method in _BODY_METHODS or request_body is not None:
+                ok = isinstance(request_body, dict) and _has_schema_ref(
+                    request_body.get("content"), components
+                )
+            responses = operation.get("responses") or {}
+            if not responses:
+                ok = False
+            for status, response in responses.items():
+                if str(status) in _BODILESS_STATUSES:
+                    continue
+                if not isinstance(response, dict) or not _has_schema_ref(response.get("content"), components):
+                    ok = False
+            if not ok:
+                problems.append(f"{method.upper()} {path}")
+    return problems

@@ -1,8 +1,8 @@
 """Published schemas as OpenAPI 3.1 components (https://spec.openapis.org/oas/v3.1.0#components-object).
 
 OpenAPI 3.1 schema objects are JSON Schema 2020-12, so a published schema is embedded as it is, except that
-its ``$id``/``$schema`` are dropped and every ``$ref`` is rewritten to point inside the OpenAPI document, which
-then resolves without any network access.
+its ``$id``/``$schema`` are dropped and every ``$ref`` is rewritten to point inside the OpenAPI document,
+which then resolves without any network access.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ _COMPONENTS = "#/components/schemas/"
 
 
 def component_key(name: str, version: str) -> str:
-    """The OpenAPI component name of a published schema version: ``component_key("error", "1.0.0") == "error-1.0.0"``."""
+    """The OpenAPI component name of a published schema version.
+
+    ``component_key("error", "1.0.0") == "error-1.0.0"``.
+    """
     return f"{name}-{version}"
 
 

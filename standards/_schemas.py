@@ -1,6 +1,7 @@
 """Published JSON Schemas (https://json-schema.org/draft/2020-12): discovery, loading and references.
 
-A schema lives in ``schemas/<name>/<MAJOR.MINOR.PATCH>.json`` and is named ``urn:dpi:schema:<name>:<version>``.
+A schema lives in ``schemas/<name>/<MAJOR.MINOR.PATCH>.json`` and is named
+``urn:dpi:schema:<name>:<version>``.
 Published files never change; a change is a new version.
 """
 
@@ -19,6 +20,9 @@ from referencing.jsonschema import DRAFT202012
 
 __all__ = [
     "SCHEMA_DIRECTORY",
+    "SUBSCHEMAS",
+    "SUBSCHEMA_LISTS",
+    "SUBSCHEMA_MAPS",
     "SchemaNotFound",
     "load_schema",
     "parse_ref",
@@ -28,9 +32,6 @@ __all__ = [
     "schema_names",
     "schema_versions",
     "split_schema_id",
-    "SUBSCHEMAS",
-    "SUBSCHEMA_LISTS",
-    "SUBSCHEMA_MAPS",
     "version_key",
 ]
 
@@ -42,7 +43,7 @@ _ID_PREFIX = "urn:dpi:schema:"
 
 
 class SchemaNotFound(LookupError):
-    """No published schema has this name, or the name has no such version (reason code ``schema.not_found``)."""
+    """No published schema has this name, or not this version (reason code ``schema.not_found``)."""
 
     reason_code = "schema.not_found"
 
@@ -133,7 +134,7 @@ def load_schema(ref: str, version: str | None = None) -> dict[str, Any]:
 
 @cache
 def reference_registry() -> Registry[Any]:
-    """A ``referencing`` registry holding every published schema under its ``$id``, so ``urn:`` refs resolve."""
+    """A ``referencing`` registry of every published schema under its ``$id``, so ``urn:`` refs resolve."""
     resources = [
         (schema_id(name, version), Resource.from_contents(schema, default_specification=DRAFT202012))
         for name, versions in published().items()

@@ -12,11 +12,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
-from jsonschema.protocols import Validator
+from jsonschema import (  # type: ignore[import-untyped,unused-ignore]
+    Draft202012Validator,
+    FormatChecker,
+    ValidationError,
+    validators,
+)
+from jsonschema.protocols import Validator  # type: ignore[import-untyped,unused-ignore]
 
 from standards._schemas import parse_ref, published, reference_registry, schema_id
 
@@ -88,7 +93,9 @@ _MESSAGES: Mapping[str, Callable[[Any], str]] = {
     "contains": lambda _: "must contain an item of the required kind",
 }
 # Member names come from the schema (required) or are keys, not values: the library's messages may stay.
-_LIBRARY_MESSAGES = frozenset({"required", "additionalProperties", "unevaluatedProperties", "dependentRequired"})
+_LIBRARY_MESSAGES = frozenset(
+    {"required", "additionalProperties", "unevaluatedProperties", "dependentRequired"}
+)
 
 
 def _listing(value: Any) -> str:
@@ -101,9 +108,9 @@ def _listing(value: Any) -> str:
 class ValidationIssue:
     """One reason an instance is invalid.
 
-    ``pointer`` is the RFC 6901 JSON pointer (https://www.rfc-editor.org/rfc/rfc6901) to the offending value in
-    the instance ("" for the root), ``reason_code`` a ``schema.*`` code from the reason-codes vocabulary,
-    ``keyword`` the JSON Schema keyword that failed.
+    ``pointer`` is the RFC 6901 JSON pointer (https://www.rfc-editor.org/rfc/rfc6901) to the offending
+    value in the instance ("" for the root), ``reason_code`` a ``schema.*`` code from the reason-codes
+    vocabulary, ``keyword`` the JSON Schema keyword that failed.
     """
 
     pointer: str
@@ -141,6 +148,9 @@ _DATE_TIME = re.compile(
 )
 
 
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def _is_full_date(text: str) -> bool:
     match = _FULL_DATE.fullmatch(text)
     if match is None:
@@ -148,7 +158,7 @@ def _is_full_date(text: str) -> bool:
     year, month, day = (int(part) for part in match.groups())
     if not 1 <= month <= 12:
         return False
-    days = 29 if month == 2 and calendar.isleap(year) else calendar.mdays[month]
+    days = 29 if month == 2 and calendar.isleap(year) else _DAYS_IN_MONTH[month - 1]
     return 1 <= day <= days
 
 
@@ -203,7 +213,9 @@ def _ecma_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(translated))
 
 
-def _pattern(validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+def _pattern(
+    validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
     if isinstance(instance, str) and not _ecma_pattern(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -233,7 +245,7 @@ def _issue(error: ValidationError) -> ValidationIssue:
 def _compiled_registry() -> jsonschema_rs.Registry:
     return jsonschema_rs.Registry(
         [
-            (schema_id(name, version), schema)
+            (schema_id(name, version), cast(dict[str, Any], schema))
             for name, versions in published().items()
             for version, schema in versions.items()
         ]
@@ -243,9 +255,9 @@ def _compiled_registry() -> jsonschema_rs.Registry:
 class SchemaValidator:
     """Validates instances against one published schema version.
 
-    ``issues()`` lists every error (each with a JSON pointer and a reason code); ``is_valid()`` is the compiled
-    fast path; ``check()`` raises SchemaValidationError. Both paths resolve ``urn:dpi:schema:`` references
-    against the published schemas and check formats.
+    ``issues()`` lists every error (each with a JSON pointer and a reason code); ``is_valid()`` is the
+    compiled fast path; ``check()`` raises SchemaValidationError. Both paths resolve ``urn:dpi:schema:``
+    references against the published schemas and check formats.
     """
 
     __slots__ = ("_compiled", "_full", "name", "schema_id", "version")
@@ -270,7 +282,9 @@ class SchemaValidator:
 
     def issues(self, instance: Any) -> list[ValidationIssue]:
         """Every reason the instance is invalid, in document order; empty when it is valid."""
-        errors = sorted(self._full.iter_errors(instance), key=lambda error: list(map(str, error.absolute_path)))
+        errors = sorted(
+            self._full.iter_errors(instance), key=lambda error: list(map(str, error.absolute_path))
+        )
         return [_issue(error) for error in errors]
 
     def is_valid(self, instance: Any) -> bool:

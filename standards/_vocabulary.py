@@ -1,4 +1,4 @@
-"""Vocabularies: reason codes, purpose codes (mapped to W3C DPV, https://w3id.org/dpv), legal bases, identifier types.
+"""Vocabularies: reason codes, purposes and legal bases (W3C DPV, https://w3id.org/dpv), identifier types.
 
 Each vocabulary is a data file in ``vocabularies/`` validated by its published schema when it is first read.
 """

@@ -1,1 +1,1 @@
-"""Built-in conformance profiles; each module defines one :class:`~conformance_tests.model.Profile` and registers it."""
+"""Built-in conformance profiles; each module defines and registers one :class:`conformance_tests.Profile`."""

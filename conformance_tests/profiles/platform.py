@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import standards
-
 from conformance_tests.generated import GeneratedRequest, UnusableDocument, generate_cases, operations
 from conformance_tests.model import Finding, Profile
 from conformance_tests.registry import register_profile
@@ -64,7 +63,9 @@ class _HostileInput:
 
 
 _HOSTILE_INPUTS: tuple[_HostileInput, ...] = (
-    _HostileInput("invalid UTF-8 in a JSON body", "POST", "json", b'{"schema": "\xff\xfe"}', "application/json"),
+    _HostileInput(
+        "invalid UTF-8 in a JSON body", "POST", "json", b'{"schema": "\xff\xfe"}', "application/json"
+    ),
     _HostileInput("deeply nested JSON", "POST", "json", b"[" * 5000 + b"]" * 5000, "application/json"),
     _HostileInput("a number beyond any float", "POST", "json", b'{"schema": 1e999999}', "application/json"),
     _HostileInput("a body in an undeclared media type", "POST", "json", b"<schema/>", "application/xml"),
@@ -80,12 +81,13 @@ _HOSTILE_INPUTS: tuple[_HostileInput, ...] = (
 
 def _schema_problems(schema_name: str, instance: Any) -> list[str]:
     return [
-        f"{issue.pointer or '/'}: {issue.message}" for issue in standards.validator(schema_name).issues(instance)
+        f"{issue.pointer or '/'}: {issue.message}"
+        for issue in standards.validator(schema_name).issues(instance)
     ]
 
 
 def _error_body_problem(exchange: Exchange, status: int, reason_code: str) -> str | None:
-    """Why ``exchange`` is not ``status`` with an error body whose reason_code is ``reason_code`` (None if it is)."""
+    """Why ``exchange`` is not ``status`` with an error body carrying ``reason_code`` (None if it is)."""
     if exchange.status != status:
         return f"answered {exchange.status if exchange.status is not None else 'nothing'}, not {status}"
     body = exchange.json_object()
@@ -108,7 +110,9 @@ def _body_check(
     problems = _schema_problems(schema_name, body)
     if problems:
         return Finding.failed(
-            requirement, f"{what} is not valid against {schema_name}: {'; '.join(problems[:5])}", exchange.evidence(expected)
+            requirement,
+            f"{what} is not valid against {schema_name}: {'; '.join(problems[:5])}",
+            exchange.evidence(expected),
         )
     return Finding.passed(requirement, f"{what} answered {exchange.status} with a valid {schema_name} body")
 
@@ -172,7 +176,11 @@ async def _unknown_route(session: TargetSession) -> Sequence[Finding]:
     exchange = await session.request("GET", UNKNOWN_ROUTE)
     problem = _error_body_problem(exchange, 404, "route.not_found")
     if problem:
-        return [Finding.failed("PLT-004", f"GET {UNKNOWN_ROUTE} {problem}", exchange.evidence("404 route.not_found"))]
+        return [
+            Finding.failed(
+                "PLT-004", f"GET {UNKNOWN_ROUTE} {problem}", exchange.evidence("404 route.not_found")
+            )
+        ]
     return [Finding.passed("PLT-004", f"GET {UNKNOWN_ROUTE} answered 404 route.not_found")]
 
 
@@ -185,15 +193,21 @@ async def _malformed_json(session: TargetSession) -> Sequence[Finding]:
     method, path = operation.split(" ", 1)
     findings = []
     for content in (b'{"schema": "error", "instance": ', b"{'single': 'quotes'}"):
-        exchange = await session.request(method, path, content=content, headers={"content-type": "application/json"})
+        exchange = await session.request(
+            method, path, content=content, headers={"content-type": "application/json"}
+        )
         problem = _error_body_problem(exchange, 400, "request.malformed_json")
         if problem:
             findings.append(
                 Finding.failed(
-                    "PLT-005", f"{operation} with malformed JSON {problem}", exchange.evidence("400 request.malformed_json")
+                    "PLT-005",
+                    f"{operation} with malformed JSON {problem}",
+                    exchange.evidence("400 request.malformed_json"),
                 )
             )
-    return findings or [Finding.passed("PLT-005", f"{operation} refused malformed JSON with 400 request.malformed_json")]
+    return findings or [
+        Finding.passed("PLT-005", f"{operation} refused malformed JSON with 400 request.malformed_json")
+    ]
 
 
 @PLATFORM.test("jwks", ["PLT-008"])
@@ -203,7 +217,9 @@ async def _jwks(session: TargetSession) -> Sequence[Finding]:
     signature = (document or {}).get("signature")
     jwks_uri = signature.get("jwks_uri") if isinstance(signature, dict) else None
     if not isinstance(jwks_uri, str):
-        return [Finding.failed("PLT-008", "the capabilities document names no signature.jwks_uri (see PLT-003)")]
+        return [
+            Finding.failed("PLT-008", "the capabilities document names no signature.jwks_uri (see PLT-003)")
+        ]
     exchange = await session.request("GET", jwks_uri)
     finding = _body_check("PLT-008", exchange, "jwks", (200,), f"GET {jwks_uri}")
     if finding.status.value == "fail":
@@ -224,7 +240,9 @@ async def _jwks(session: TargetSession) -> Sequence[Finding]:
                 exchange.evidence("public keys only, no d/p/q/dp/dq/qi/k members"),
             )
         ]
-    return [Finding.passed("PLT-008", f"{jwks_uri} publishes {len(keys)} public key(s) and no private material")]
+    return [
+        Finding.passed("PLT-008", f"{jwks_uri} publishes {len(keys)} public key(s) and no private material")
+    ]
 
 
 def _openapi_problems(document: Mapping[str, Any]) -> Iterable[str]:
@@ -297,24 +315,33 @@ async def _openapi_document(session: TargetSession) -> Sequence[Finding]:
     problems = list(_openapi_problems(document))
     if problems:
         return [Finding.failed("PLT-009", problem) for problem in problems]
-    return [Finding.passed("PLT-009", f"{path}: OpenAPI {document['openapi']}, {len(operations(document))} operations, every body has a schema")]
+    return [
+        Finding.passed(
+            "PLT-009",
+            f"{path}: OpenAPI {document['openapi']}, {len(operations(document))} operations, "
+            "every body has a schema",
+        )
+    ]
 
 
 @PLATFORM.test("generated-requests", ["PLT-010", "PLT-011"])
 async def _generated_requests(session: TargetSession) -> Sequence[Finding]:
-    """Requests generated from the OpenAPI schemas: valid ones never 5xx, invalid ones are refused with 4xx."""
+    """Requests generated from the OpenAPI schemas: valid ones never 5xx, invalid ones are refused (4xx)."""
     document = await session.openapi()
     if document is None:
         reason = "no OpenAPI document to generate requests from (see PLT-009)"
         return [Finding.skipped("PLT-010", reason), Finding.skipped("PLT-011", reason)]
     options = session.options
     try:
-        cases = generate_cases(document, session.base_url, max_examples=options.max_examples, seed=options.seed)
+        cases = generate_cases(
+            document, session.base_url, max_examples=options.max_examples, seed=options.seed
+        )
         findings: list[Finding] = []
         deadline = time.monotonic() + options.generated_phase_budget
         for operation in cases:
             if time.monotonic() > deadline:
-                reason = f"the generated phase ran out of its {options.generated_phase_budget:g} s budget at {operation.operation}"
+                budget = options.generated_phase_budget
+                reason = f"the generated phase ran out of its {budget:g} s budget at {operation.operation}"
                 findings += [Finding.skipped("PLT-010", reason), Finding.skipped("PLT-011", reason)]
                 break
             if operation.problem is not None and not operation.requests:
@@ -328,17 +355,23 @@ async def _generated_requests(session: TargetSession) -> Sequence[Finding]:
     return findings
 
 
-async def _exercise(session: TargetSession, label: str, requests: Sequence[GeneratedRequest]) -> list[Finding]:
+async def _exercise(
+    session: TargetSession, label: str, requests: Sequence[GeneratedRequest]
+) -> list[Finding]:
     server_errors: list[Finding] = []
     accepted_invalid: list[Finding] = []
     refusals = 0
     for generated in requests:
-        exchange = await session.request(generated.method, generated.url, headers=generated.headers, content=generated.content)
+        exchange = await session.request(
+            generated.method, generated.url, headers=generated.headers, content=generated.content
+        )
         kind = f"{generated.mode} generated request"
         if exchange.status is None or exchange.status >= 500:
             outcome = "no response" if exchange.status is None else f"{exchange.status}"
             server_errors.append(
-                Finding.failed("PLT-010", f"{label}: a {kind} got {outcome}", exchange.evidence("any status below 500"))
+                Finding.failed(
+                    "PLT-010", f"{label}: a {kind} got {outcome}", exchange.evidence("any status below 500")
+                )
             )
             continue
         if not generated.expects_refusal:
@@ -349,7 +382,8 @@ async def _exercise(session: TargetSession, label: str, requests: Sequence[Gener
             accepted_invalid.append(
                 Finding.failed(
                     "PLT-011",
-                    f"{label}: an invalid request ({generated.invalid_because}) was accepted with {exchange.status}",
+                    f"{label}: an invalid request ({generated.invalid_because}) "
+                    f"was accepted with {exchange.status}",
                     exchange.evidence("a 4xx refusal with an error body"),
                 )
             )
@@ -357,16 +391,23 @@ async def _exercise(session: TargetSession, label: str, requests: Sequence[Gener
             accepted_invalid.append(
                 Finding.failed(
                     "PLT-011",
-                    f"{label}: an invalid request was refused with {exchange.status} but no error body with a reason_code",
+                    f"{label}: an invalid request was refused with {exchange.status} "
+                    "but no error body with a reason_code",
                     exchange.evidence("an error body with a reason_code"),
                 )
             )
     findings = _capped(server_errors[:_QUOTED_FAILURES], "PLT-010", len(server_errors), "5xx answers")
     if not server_errors:
         findings.append(Finding.passed("PLT-010", f"{label}: {len(requests)} generated requests, no 5xx"))
-    findings += _capped(accepted_invalid[:_QUOTED_FAILURES], "PLT-011", len(accepted_invalid), "invalid requests not refused")
+    findings += _capped(
+        accepted_invalid[:_QUOTED_FAILURES], "PLT-011", len(accepted_invalid), "invalid requests not refused"
+    )
     if refusals and not accepted_invalid:
-        findings.append(Finding.passed("PLT-011", f"{label}: {refusals} invalid requests, each refused with a 4xx error body"))
+        findings.append(
+            Finding.passed(
+                "PLT-011", f"{label}: {refusals} invalid requests, each refused with a 4xx error body"
+            )
+        )
     return findings
 
 
@@ -379,15 +420,23 @@ async def _oversized_body(session: TargetSession) -> Sequence[Finding]:
     method, path = operation.split(" ", 1)
     padding = b"a" * OVERSIZED_BODY_BYTES
     content = b'{"schema": "error", "instance": "' + padding + b'"}'
-    exchange = await session.request(method, path, content=content, headers={"content-type": "application/json"})
+    exchange = await session.request(
+        method, path, content=content, headers={"content-type": "application/json"}
+    )
     problem = _error_body_problem(exchange, 413, "request.too_large")
     if problem:
         return [
             Finding.failed(
-                "PLT-012", f"{operation} with a {len(content)} byte body {problem}", exchange.evidence("413 request.too_large")
+                "PLT-012",
+                f"{operation} with a {len(content)} byte body {problem}",
+                exchange.evidence("413 request.too_large"),
             )
         ]
-    return [Finding.passed("PLT-012", f"{operation} refused a {len(content)} byte body with 413 request.too_large")]
+    return [
+        Finding.passed(
+            "PLT-012", f"{operation} refused a {len(content)} byte body with 413 request.too_large"
+        )
+    ]
 
 
 @PLATFORM.test("method-not-allowed", ["PLT-014"])
@@ -404,7 +453,9 @@ async def _method_not_allowed(session: TargetSession) -> Sequence[Finding]:
         problem = _error_body_problem(exchange, 405, "method.not_allowed")
         if problem:
             findings.append(
-                Finding.failed("PLT-014", f"{method} {path} {problem}", exchange.evidence("405 method.not_allowed"))
+                Finding.failed(
+                    "PLT-014", f"{method} {path} {problem}", exchange.evidence("405 method.not_allowed")
+                )
             )
         else:
             findings.append(Finding.passed("PLT-014", f"{method} {path} answered 405 method.not_allowed"))
@@ -431,13 +482,15 @@ async def _hostile_inputs(session: TargetSession) -> Sequence[Finding]:
         if leak:
             findings.append(
                 Finding.failed(
-                    "PLT-013", f"{hostile.description}: the response reveals {leak}", exchange.evidence("no stack trace")
+                    "PLT-013",
+                    f"{hostile.description}: the response reveals {leak}",
+                    exchange.evidence("no stack trace"),
                 )
             )
     return findings or [Finding.passed("PLT-013", f"{sent} hostile requests answered without a stack trace")]
 
 
-# --- observers of every response ------------------------------------------------------------------------------
+# --- observers of every response --------------------------------------------------------------------------
 
 
 def _observe(
@@ -448,14 +501,18 @@ def _observe(
     expected: str,
     summary: str,
 ) -> list[Finding]:
-    observed = [exchange for exchange in session.exchanges if exchange.status is not None and select(exchange)]
+    observed = [
+        exchange for exchange in session.exchanges if exchange.status is not None and select(exchange)
+    ]
     failures = []
     for exchange in observed:
         problem = problem_of(exchange)
         if problem is not None:
             failures.append((exchange, problem))
     findings = [
-        Finding.failed(requirement, f"{exchange.method} {exchange.url}: {problem}", exchange.evidence(expected))
+        Finding.failed(
+            requirement, f"{exchange.method} {exchange.url}: {problem}", exchange.evidence(expected)
+        )
         for exchange, problem in failures[:_QUOTED_FAILURES]
     ]
     if failures:
@@ -485,7 +542,9 @@ def _request_id_problem(exchange: Exchange) -> str | None:
     if exchange.is_error:
         body = exchange.json_object()
         if body is not None and body.get("request_id") != header:
-            return f"the error body's request_id {body.get('request_id')!r} differs from X-Request-Id {header!r}"
+            return (
+                f"the error body's request_id {body.get('request_id')!r} differs from X-Request-Id {header!r}"
+            )
     return None
 
 
@@ -493,8 +552,12 @@ def _request_id_problem(exchange: Exchange) -> str | None:
 async def _error_bodies(session: TargetSession) -> Sequence[Finding]:
     """Every error response of the run has an error body with a reason code from the vocabulary."""
     return _observe(
-        session, "PLT-006", lambda e: e.is_error, _error_schema_problem,
-        "an error body valid against error with a known reason_code", "error responses, each with a valid error body",
+        session,
+        "PLT-006",
+        lambda e: e.is_error,
+        _error_schema_problem,
+        "an error body valid against error with a known reason_code",
+        "error responses, each with a valid error body",
     )
 
 
@@ -502,8 +565,12 @@ async def _error_bodies(session: TargetSession) -> Sequence[Finding]:
 async def _request_ids(session: TargetSession) -> Sequence[Finding]:
     """Every response of the run carries X-Request-Id, repeated as request_id in error bodies."""
     return _observe(
-        session, "PLT-007", lambda e: True, _request_id_problem,
-        "an X-Request-Id header, equal to the error body's request_id", "responses, each with an X-Request-Id",
+        session,
+        "PLT-007",
+        lambda e: True,
+        _request_id_problem,
+        "an X-Request-Id header, equal to the error body's request_id",
+        "responses, each with an X-Request-Id",
     )
 
 
@@ -511,7 +578,10 @@ async def _request_ids(session: TargetSession) -> Sequence[Finding]:
 async def _no_stack_traces(session: TargetSession) -> Sequence[Finding]:
     """No response of the run (beyond the hostile inputs, judged on their own) reveals a stack trace."""
     return _observe(
-        session, "PLT-013", lambda e: e.test != "hostile-inputs",
-        lambda e: (f"the response reveals {leak}" if (leak := _trace_found(e)) else None),
-        "no stack trace or internal exception text", "responses, none revealing a stack trace",
+        session,
+        "PLT-013",
+        lambda e: e.test != "hostile-inputs",
+        lambda e: f"the response reveals {leak}" if (leak := _trace_found(e)) else None,
+        "no stack trace or internal exception text",
+        "responses, none revealing a stack trace",
     )

@@ -22,6 +22,7 @@ from dpi.signing import (
     verify_detached,
     verify_request,
 )
+from standards import validator
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "standards" / "vectors" / "signature-vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -144,3 +145,7 @@ def test_every_negative_reason_code_is_in_the_vocabulary() -> None:
     vocabulary_path = VECTORS_PATH.parents[1] / "vocabularies" / "reason-codes.json"
     vocabulary = json.loads(vocabulary_path.read_text(encoding="utf-8"))["reason_codes"]
     assert {case["reason_code"] for case in VECTORS["negative"]} <= set(vocabulary)
+
+
+def test_the_vector_jwks_is_valid_against_the_jwks_schema() -> None:
+    assert validator("jwks").issues(JWKS) == []

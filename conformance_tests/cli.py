@@ -1,0 +1,157 @@
+"""``dpi conformance``: list the profiles, run them against a target URL, verify a signed summary.
+
+Exit codes of ``run``: 0 when every MUST requirement passed (or is accepted by the baseline), 1 otherwise,
+2 for usage errors and an unreachable target. ``verify`` exits 0 for a valid summary, 1 for an invalid one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+import standards
+from conformance_tests.registry import UnknownProfile, profiles
+from conformance_tests.reports import print_summary, write_reports
+from conformance_tests.results import Baseline, BaselineError
+from conformance_tests.runner import check_target_url, run_conformance
+from conformance_tests.signed_summary import load_jwks, load_signing_key, verify_summary
+from conformance_tests.target import RunOptions, TargetUnreachable
+from dpi.keys import SigningKey
+
+__all__ = ["conformance_group"]
+
+
+def _usage_error(message: str) -> None:
+    click.echo(f"dpi conformance: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group("conformance")
+def conformance_group() -> None:
+    """Test a system against the dpi-blocks standards over HTTP, and check signed results."""
+
+
+@conformance_group.command("list")
+def list_profiles() -> None:
+    """Every profile with its requirements: id, level, statement."""
+    catalogue = {requirement.id: requirement for requirement in standards.requirements()}
+    for name, profile in profiles().items():
+        click.echo(f"{name} {profile.version}: {profile.description}".rstrip(": "))
+        for requirement_id in profile.requirement_ids:
+            requirement = catalogue.get(requirement_id)
+            level = requirement.level if requirement else "?"
+            statement = requirement.statement if requirement else "(not in the catalogue)"
+            click.echo(f"  {requirement_id}  {level:<6}  {statement}")
+
+
+@conformance_group.command("run")
+@click.option(
+    "--target", required=True, help="Base URL of the system under test, e.g. https://registry.example."
+)
+@click.option(
+    "--profile",
+    "profile_names",
+    multiple=True,
+    default=("platform",),
+    show_default=True,
+    help="Profile to run; repeat for several.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("conformance-report"),
+    show_default=True,
+    help="Directory for the reports.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM private key signing summary.jws (default: a fresh key, published as jwks.json).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='JSON file of accepted failures: {"accepted": [{"requirement": "ID", "reason": "..."}]}.',
+)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=1),
+    default=25,
+    show_default=True,
+    help="Generated requests per operation and per mode (valid, invalid).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated requests.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each response.",
+)
+def run(
+    target: str,
+    profile_names: tuple[str, ...],
+    report_dir: Path,
+    sign_key: Path | None,
+    baseline: Path | None,
+    max_examples: int,
+    seed: int,
+    timeout: float,
+) -> None:
+    """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports."""
+    try:
+        base_url = check_target_url(target)
+    except ValueError as error:
+        _usage_error(str(error))
+    known = profiles()
+    unknown = [name for name in profile_names if name not in known]
+    if unknown:
+        _usage_error(str(UnknownProfile(unknown[0], sorted(known))))
+    try:
+        accepted = Baseline.load(baseline) if baseline is not None else Baseline()
+        key = load_signing_key(sign_key) if sign_key is not None else SigningKey.generate()
+    except (BaselineError, ValueError) as error:
+        _usage_error(str(error))
+    options = RunOptions(max_examples=max_examples, seed=seed, timeout=timeout)
+    try:
+        report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
+    except TargetUnreachable as error:
+        _usage_error(str(error))
+    print_summary(report, Console())
+    files = write_reports(report, report_dir, key)
+    click.echo(
+        f"Reports in {report_dir}: {files.html.name}, {files.junit.name}, {files.json.name}, "
+        f"{files.summary.name} (verify with {files.jwks.name})"
+    )
+    sys.exit(0 if report.verdict == "pass" else 1)
+
+
+@conformance_group.command("verify")
+@click.argument("report", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--jwks", "jwks_source", required=True, help="JWKS file or URL holding the signer's public key."
+)
+def verify(report: Path, jwks_source: str) -> None:
+    """Check the signature and content of a signed summary (summary.jws, or the report directory)."""
+    token_path = report / "summary.jws" if report.is_dir() else report
+    try:
+        token = token_path.read_text(encoding="utf-8")
+        jwks = load_jwks(jwks_source)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        _usage_error(str(error))
+    outcome = verify_summary(token, jwks)
+    if not outcome.valid:
+        click.echo(f"INVALID: {token_path}")
+        for problem in outcome.problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    payload = outcome.payload
+    counts = ", ".join(f"{count} {name}" for name, count in payload["counts"].items())
+    click.echo(
+        f"VALID: signed by {outcome.header.get('kid')}; target {payload['target']}; "
+        f"verdict {payload['verdict']} ({counts}); finished {payload['finished_at']}"
+    )

@@ -1,0 +1,39 @@
+"""The dpi-blocks contract: versioned JSON Schemas (https://json-schema.org/draft/2020-12), vocabularies,
+the requirement catalogue, validation and schema compatibility.
+
+Every block speaks these schemas on the wire; this package depends on nothing else of the project.
+"""
+
+from standards._catalogue import Requirement, requirements
+from standards._openapi import component_key, openapi_components
+from standards._schemas import SchemaNotFound, load_schema, schema_names, schema_versions
+from standards._validation import SchemaValidationError, SchemaValidator, ValidationIssue, validator
+from standards._vocabulary import (
+    ReasonCode,
+    identifier_types,
+    legal_bases,
+    purpose_codes,
+    reason_code,
+    reason_codes,
+)
+
+__all__ = [
+    "ReasonCode",
+    "Requirement",
+    "SchemaNotFound",
+    "SchemaValidationError",
+    "SchemaValidator",
+    "ValidationIssue",
+    "component_key",
+    "identifier_types",
+    "legal_bases",
+    "load_schema",
+    "openapi_components",
+    "purpose_codes",
+    "reason_code",
+    "reason_codes",
+    "requirements",
+    "schema_names",
+    "schema_versions",
+    "validator",
+]

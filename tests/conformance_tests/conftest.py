@@ -1,0 +1,61 @@
+"""Fixtures: our kernel app in-process, and a way to run the suite against any ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from conformance_tests import Baseline, RunOptions, RunReport, run_conformance
+from dpi import db
+from dpi.app import DpiApp, create_app
+from dpi.blocks import Block
+from dpi.settings import Settings
+
+TARGET = "http://testserver"
+# Small enough to keep each run around a second, large enough to reach the bodies' branches.
+TEST_OPTIONS = RunOptions(max_examples=5, seed=7, timeout=10.0)
+
+AppFactory = Callable[..., Awaitable[DpiApp]]
+Runner = Callable[..., Awaitable[RunReport]]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> AppFactory:
+    """Build and migrate a kernel app (with ``blocks``) on its own SQLite file and key directory."""
+    counter = iter(range(1000))
+
+    async def build(blocks: Sequence[Block] = (), **overrides: Any) -> DpiApp:
+        var_dir = tmp_path / f"var-{next(counter)}"
+        app = create_app(Settings(var_dir=var_dir, **overrides), blocks=list(blocks))
+        await db.upgrade(app.runtime.engine)
+        return app
+
+    return build
+
+
+@pytest.fixture
+def conformance_of() -> Runner:
+    """Run the suite in-process against an ASGI app, its lifespan started as a server would."""
+
+    async def run(
+        app: Any,
+        profiles: Sequence[str] = ("platform",),
+        options: RunOptions = TEST_OPTIONS,
+        baseline: Baseline | None = None,
+    ) -> RunReport:
+        async with AsyncTestClient(app=app):
+            return await run_conformance(
+                TARGET, profiles, options=options, baseline=baseline, transport=httpx.ASGITransport(app=app)
+            )
+
+    return run
+
+
+@pytest.fixture
+async def kernel_report(make_app: AppFactory, conformance_of: Runner) -> AsyncIterator[RunReport]:
+    yield await conformance_of(await make_app())

@@ -1,0 +1,31 @@
+"""The public API of ``standards`` is pinned: adding or removing a name is a deliberate act."""
+
+import standards
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(standards.__all__) == [
+        "ReasonCode",
+        "Requirement",
+        "SchemaNotFound",
+        "SchemaValidationError",
+        "SchemaValidator",
+        "ValidationIssue",
+        "component_key",
+        "identifier_types",
+        "legal_bases",
+        "load_schema",
+        "openapi_components",
+        "purpose_codes",
+        "reason_code",
+        "reason_codes",
+        "requirements",
+        "schema_names",
+        "schema_versions",
+        "validator",
+    ]
+
+
+def test_every_public_name_exists() -> None:
+    for name in standards.__all__:
+        assert getattr(standards, name) is not None
