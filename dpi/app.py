@@ -8,6 +8,7 @@ Every process serves ``/healthz``, ``/readyz``, ``/.well-known/dpi-capabilities`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import standards
 from dpi import db
 from dpi.blocks import Block, discover_blocks, select_blocks
-from dpi.contract import Contract, Parameter
+from dpi.contract import Contract
 from dpi.errors import DpiError, handle_exception, read_json
 from dpi.keys import KeyStore
 from dpi.openapi import build_openapi
@@ -33,6 +34,7 @@ from dpi.types import Receive, Scope, Send
 __all__ = ["DpiApp", "create_app", "package_version"]
 
 _READINESS_TIMEOUT_SECONDS: Final = 3.0
+_JWKS_CACHE_SECONDS: Final = 5.0
 _JWS_ALGORITHMS: Final = ["EdDSA", "ES256", "PS256"]
 _HTTP_SIGNATURE_ALGORITHMS: Final = ["ed25519", "ecdsa-p256-sha256", "rsa-pss-sha512"]
 PLATFORM_PROFILE: Final = {"name": "platform", "version": "1.0.0"}
@@ -55,6 +57,18 @@ class Runtime:
     keys: KeyStore
     telemetry: Telemetry
     openapi: dict[str, Any] | None = None
+    _jwks: tuple[float, dict[str, Any]] | None = None
+
+    def published_keys(self) -> dict[str, Any]:
+        """The JWKS, re-read from the key store at most every few seconds.
+
+        Reading the store parses every key file; a short cache keeps that off a hot endpoint while
+        a rotation made by another process still shows within seconds.
+        """
+        now = time.monotonic()
+        if self._jwks is None or now - self._jwks[0] > _JWKS_CACHE_SECONDS:
+            self._jwks = (now, self.keys.jwks())
+        return self._jwks[1]
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -184,7 +198,7 @@ async def capabilities(request: Request[Any, Any, Any]) -> dict[str, Any]:
     ).as_opt(),
 )
 async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return _runtime(request).keys.jwks()
+    return _runtime(request).published_keys()
 
 
 @get(

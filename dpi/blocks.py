@@ -11,7 +11,6 @@ registration, so a government can add its own block or adapter without editing o
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points

@@ -122,7 +122,7 @@ class Telemetry:
                 "http.server.request.duration", unit="s", description="Duration of HTTP server requests"
             ),
             responses_by_reason=meter.create_counter(
-                "dpi.responses.refused", description="Error responses, by reason code"
+                "dpi.responses.refused", description="Error responses, by route and status"
             ),
         )
 

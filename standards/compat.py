@@ -343,7 +343,8 @@ class _Comparison:
             old_list: list[Any] = old.get(keyword, [])
             new_list: list[Any] = new[keyword]
             if keyword not in old:
-                self.report(_at(pointer, keyword), "constraint_added", f"{keyword} was added")
+                if keyword != "anyOf" or not self._within_an_alternative(old, new_list, roots):
+                    self.report(_at(pointer, keyword), "constraint_added", f"{keyword} was added")
                 continue
             for index, (old_sub, new_sub) in enumerate(zip(old_list, new_list, strict=False)):
                 self.compare(old_sub, new_sub, _at(pointer, keyword, index), roots, followed)
@@ -359,6 +360,19 @@ class _Comparison:
                     "alternative_removed",
                     f"{len(old_list) - len(new_list)} alternatives removed",
                 )
+
+    def _within_an_alternative(
+        self, old: dict[str, Any], alternatives: list[Any], roots: tuple[Mapping[str, Any], Mapping[str, Any]]
+    ) -> bool:
+        """Whether everything ``old`` accepted is accepted by one of the new anyOf alternatives."""
+        rest = {keyword: value for keyword, value in old.items() if keyword not in SUBSCHEMA_LISTS}
+        for alternative in alternatives:
+            trial = _Comparison()
+            trial._visited = set(self._visited)
+            trial.compare(rest, alternative, "", roots, followed=True)
+            if not trial.changes:
+                return True
+        return False
 
 
 def _split(pointer: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -62,9 +62,8 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own DPI_* variables must not change what the tests see.
     for name in list(os.environ):
         if name.startswith("DPI_") and name != "DPI_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
-    yield

@@ -117,16 +117,22 @@ def _body_check(
     return Finding.passed(requirement, f"{what} answered {exchange.status} with a valid {schema_name} body")
 
 
-def _json_operation_path(document: Mapping[str, Any] | None) -> str | None:
-    """The first path with an operation taking a JSON request body (POST, PUT or PATCH), if any."""
+def _json_operations(document: Mapping[str, Any] | None) -> list[str]:
+    """Every ``"METHOD /path"`` (POST, PUT, PATCH; no path parameters) taking a JSON request body."""
+    found = []
     for path, item in ((document or {}).get("paths") or {}).items():
         if not isinstance(item, dict) or "{" in path:
             continue
         for method in ("post", "put", "patch"):
             content = ((item.get(method) or {}).get("requestBody") or {}).get("content") or {}
             if any(str(media).endswith("json") for media in content):
-                return f"{method.upper()} {path}"
-    return None
+                found.append(f"{method.upper()} {path}")
+    return found
+
+
+def _json_operation_path(document: Mapping[str, Any] | None) -> str | None:
+    """The first operation taking a JSON request body, if any."""
+    return next(iter(_json_operations(document)), None)
 
 
 def _trace_found(exchange: Exchange) -> str | None:
@@ -187,27 +193,30 @@ async def _unknown_route(session: TargetSession) -> Sequence[Finding]:
 @PLATFORM.test("malformed-json", ["PLT-005"])
 async def _malformed_json(session: TargetSession) -> Sequence[Finding]:
     """A JSON body that does not parse answers 400 request.malformed_json."""
-    operation = _json_operation_path(await session.openapi())
-    if operation is None:
+    json_operations = _json_operations(await session.openapi())
+    if not json_operations:
         return [Finding.skipped("PLT-005", "no operation in the OpenAPI document takes a JSON body")]
-    method, path = operation.split(" ", 1)
     findings = []
-    for content in (b'{"schema": "error", "instance": ', b"{'single': 'quotes'}"):
-        exchange = await session.request(
-            method, path, content=content, headers={"content-type": "application/json"}
-        )
-        problem = _error_body_problem(exchange, 400, "request.malformed_json")
-        if problem:
-            findings.append(
-                Finding.failed(
-                    "PLT-005",
-                    f"{operation} with malformed JSON {problem}",
-                    exchange.evidence("400 request.malformed_json"),
-                )
+    for operation in json_operations:
+        method, path = operation.split(" ", 1)
+        problems = []
+        for content in (b'{"schema": "error", "instance": ', b"{'single': 'quotes'}"):
+            exchange = await session.request(
+                method, path, content=content, headers={"content-type": "application/json"}
             )
-    return findings or [
-        Finding.passed("PLT-005", f"{operation} refused malformed JSON with 400 request.malformed_json")
-    ]
+            problem = _error_body_problem(exchange, 400, "request.malformed_json")
+            if problem:
+                problems.append(
+                    Finding.failed(
+                        "PLT-005",
+                        f"{operation} with malformed JSON {problem}",
+                        exchange.evidence("400 request.malformed_json"),
+                    )
+                )
+        findings += problems or [
+            Finding.passed("PLT-005", f"{operation} refused malformed JSON with 400 request.malformed_json")
+        ]
+    return findings
 
 
 @PLATFORM.test("jwks", ["PLT-008"])

@@ -16,7 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from dpi.blocks import Block
 from dpi.contract import Contract
-from dpi.errors import read_json, request_id_of
+from dpi.errors import DpiError, read_json, request_id_of
 from dpi.settings import Settings
 from dpi.types import Message, Receive, Scope, Send
 
@@ -48,7 +48,9 @@ class Rewrite:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            status, headers, body = self.rewrite(scope, start["status"], list(start["headers"]), b"".join(chunks))
+            status, headers, body = self.rewrite(
+                scope, start["status"], list(start["headers"]), b"".join(chunks)
+            )
             headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -100,7 +102,9 @@ def _drop_request_id(scope: Scope, status: int, headers: Headers, body: bytes) -
     return status, [(k, v) for k, v in headers if k.lower() != b"x-request-id"], body
 
 
-def _too_large_as_bad_request(scope: Scope, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+def _too_large_as_bad_request(
+    scope: Scope, status: int, headers: Headers, body: bytes
+) -> tuple[int, Headers, bytes]:
     if status != 413:
         return status, headers, body
     document = json.loads(body)
@@ -109,8 +113,12 @@ def _too_large_as_bad_request(scope: Scope, status: int, headers: Headers, body:
 
 
 MIDDLEWARE_BREAKS: dict[str, Rewriter] = {
-    "error bodies without reason_code": _json_rewrite(lambda _scope, status: status >= 400, _without("reason_code")),
-    "capabilities without profiles": _json_rewrite(_path_is("/.well-known/dpi-capabilities"), _without("profiles")),
+    "error bodies without reason_code": _json_rewrite(
+        lambda _scope, status: status >= 400, _without("reason_code")
+    ),
+    "capabilities without profiles": _json_rewrite(
+        _path_is("/.well-known/dpi-capabilities"), _without("profiles")
+    ),
     "no X-Request-Id": _drop_request_id,
     "JWKS leaking d": _json_rewrite(_path_is("/.well-known/jwks.json"), _leak_private_key),
     "OpenAPI body without schema": _json_rewrite(_path_is("/openapi.json"), _drop_health_response_schema),
@@ -128,7 +136,9 @@ class _Unexpected(RuntimeError):
 @post(
     "/check",
     status_code=200,
-    opt=Contract("validates, then crashes", {200: "validation-report"}, request="validation-request").as_opt(),
+    opt=Contract(
+        "validates, then crashes", {200: "validation-report"}, request="validation-request"
+    ).as_opt(),
 )
 async def crashing_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
     await read_json(request, "validation-request")
@@ -141,7 +151,10 @@ async def crashing_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
     opt=Contract("accepts anything", {200: "validation-report"}, request="validation-request").as_opt(),
 )
 async def credulous_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    await request.body()
+    try:
+        json.loads(await request.body())
+    except ValueError:
+        raise DpiError("request.malformed_json") from None
     return {"schema": "error@1.0.0", "valid": True, "issues": []}
 
 

@@ -43,7 +43,9 @@ async def test_access_log_is_json_with_request_id_and_no_concrete_path(
     assert "Amina" not in log_stream.getvalue()
 
 
-async def test_unmatched_route_logged_without_its_path(sqlite_settings: Settings, log_stream: io.StringIO) -> None:
+async def test_unmatched_route_logged_without_its_path(
+    sqlite_settings: Settings, log_stream: io.StringIO
+) -> None:
     async with AsyncTestClient(app=create_app(sqlite_settings, blocks=[])) as client:
         await client.get("/persons/UIN-4093-2811")
     assert "4093" not in log_stream.getvalue()
