@@ -10,7 +10,7 @@ from conformance_tests.receiver import (
     ReceivedCallback,
     verify_callback_signature,
 )
-from conformance_tests.registry import UnknownProfile, profile, profiles, register_profile
+from conformance_tests.registry import UnknownProfile, find_profile, known_profiles, register_profile
 from conformance_tests.reports import ReportFiles, write_reports
 from conformance_tests.results import Baseline, BaselineError, RequirementResult, RunReport
 from conformance_tests.runner import run_conformance
@@ -36,9 +36,9 @@ __all__ = [
     "TargetSession",
     "TargetUnreachable",
     "UnknownProfile",
+    "find_profile",
+    "known_profiles",
     "load_signing_key",
-    "profile",
-    "profiles",
     "register_profile",
     "run_conformance",
     "sign_summary",

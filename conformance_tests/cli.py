@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 import standards
-from conformance_tests.registry import UnknownProfile, profiles
+from conformance_tests.registry import UnknownProfile, known_profiles
 from conformance_tests.reports import print_summary, write_reports
 from conformance_tests.results import Baseline, BaselineError
 from conformance_tests.runner import check_target_url, run_conformance
@@ -39,9 +39,13 @@ def conformance_group() -> None:
 def list_profiles() -> None:
     """Every profile with its requirements: id, level, statement."""
     catalogue = {requirement.id: requirement for requirement in standards.requirements()}
-    for name, profile in profiles().items():
+    for name, profile in known_profiles().items():
         click.echo(f"{name} {profile.version}: {profile.description}".rstrip(": "))
-        for requirement_id in profile.requirement_ids:
+        order = list(catalogue)
+        cited = sorted(
+            profile.requirement_ids, key=lambda rid: order.index(rid) if rid in order else len(order)
+        )
+        for requirement_id in cited:
             requirement = catalogue.get(requirement_id)
             level = requirement.level if requirement else "?"
             statement = requirement.statement if requirement else "(not in the catalogue)"
@@ -107,7 +111,7 @@ def run(
         base_url = check_target_url(target)
     except ValueError as error:
         _usage_error(str(error))
-    known = profiles()
+    known = known_profiles()
     unknown = [name for name in profile_names if name not in known]
     if unknown:
         _usage_error(str(UnknownProfile(unknown[0], sorted(known))))

@@ -127,8 +127,9 @@ class CallbackReceiver:
         self._loop = asyncio.get_running_loop()
         self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
         self._server.daemon_threads = True
+        server = self._server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="callback-receiver", daemon=True
+            target=lambda: server.serve_forever(poll_interval=0.05), name="callback-receiver", daemon=True
         )
         self._thread.start()
 

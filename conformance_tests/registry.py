@@ -9,7 +9,7 @@ import importlib
 
 from conformance_tests.model import Profile
 
-__all__ = ["UnknownProfile", "profile", "profiles", "register_profile"]
+__all__ = ["UnknownProfile", "find_profile", "known_profiles", "register_profile"]
 
 _BUILT_IN_MODULES = ("conformance_tests.profiles.platform",)
 _PROFILES: dict[str, Profile] = {}
@@ -36,16 +36,16 @@ def register_profile(new: Profile) -> Profile:
     return new
 
 
-def profiles() -> dict[str, Profile]:
+def known_profiles() -> dict[str, Profile]:
     """Every registered profile by name (built-in ones included), in registration order."""
     for module in _BUILT_IN_MODULES:
         importlib.import_module(module)
     return dict(_PROFILES)
 
 
-def profile(name: str) -> Profile:
+def find_profile(name: str) -> Profile:
     """The profile registered as ``name``; raises :class:`UnknownProfile` listing the known names."""
-    known = profiles()
+    known = known_profiles()
     if name not in known:
         raise UnknownProfile(name, sorted(known))
     return known[name]

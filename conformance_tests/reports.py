@@ -47,14 +47,16 @@ class ReportFiles:
 
 
 def print_summary(report: RunReport, console: Console) -> None:
-    """A table of requirements with their status and first line of evidence, then counts and the verdict."""
+    """A table of requirements with their status and the first reason for each failure, then the verdict."""
     table = Table(title=f"Conformance of {report.target}", show_lines=False, expand=False)
     table.add_column("Requirement", no_wrap=True)
     table.add_column("Level", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Evidence")
     for result in report.results:
-        evidence = result.evidence if result.status in (Status.FAIL, Status.ACCEPTED, Status.SKIP) else ""
+        evidence = result.headline
+        if result.status is Status.ACCEPTED:
+            evidence = f"accepted by baseline: {result.accepted_reason or 'no reason given'}; {evidence}"
         table.add_row(
             result.id,
             result.level,

@@ -34,6 +34,8 @@ SUITE_NAME = "dpi-conformance"
 SUITE_VERSION = "0.1.0"
 # Failures of a requirement beyond this many are counted, not each quoted.
 _EVIDENCE_QUOTED = 3
+# The summary schema bounds evidence; the full text stays in the JSON report.
+_EVIDENCE_LENGTH = 10000
 
 
 class BaselineError(ValueError):
@@ -147,6 +149,18 @@ class RequirementResult:
             return "no test produced a finding for this requirement"
         return "\n".join(finding.message for finding in relevant[:_EVIDENCE_QUOTED])
 
+    @property
+    def headline(self) -> str:
+        """The first reason in one or two lines, for a terminal: the first failure, or the skip reason."""
+        if self.failures:
+            first = self.failures[0]
+            line = first.message + (f" [{first.evidence.one_line()}]" if first.evidence else "")
+            more = len(self.failures) - 1
+            return line + (f" (+{more} more in the report)" if more else "")
+        if self.status is Status.SKIP:
+            return self.evidence.splitlines()[0] if self.evidence else ""
+        return ""
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requirement": self.id,
@@ -207,7 +221,7 @@ class RunReport:
                     "level": result.level,
                     "status": result.status.value,
                     "tests": list(result.tests),
-                    "evidence": result.evidence,
+                    "evidence": result.evidence[:_EVIDENCE_LENGTH],
                 }
                 for result in self.results
             ],
@@ -226,5 +240,4 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _standards_version() -> str:
-    version = getattr(standards, "__version__", None)
-    return version if isinstance(version, str) else SUITE_VERSION
+    return standards.__version__

@@ -10,7 +10,7 @@ import httpx
 
 import standards
 from conformance_tests.model import ConformanceTest, Finding, Profile
-from conformance_tests.registry import profile as registered_profile
+from conformance_tests.registry import find_profile
 from conformance_tests.results import Baseline, ProfileRef, RequirementResult, RunReport
 from conformance_tests.target import RunOptions, TargetSession, TargetUnreachable
 
@@ -43,7 +43,7 @@ async def run_conformance(
     unknown profile name, and :class:`TargetUnreachable` when the target does not answer at all.
     """
     base_url = check_target_url(target)
-    chosen = [registered_profile(name) for name in dict.fromkeys(profiles)]
+    chosen = [find_profile(name) for name in dict.fromkeys(profiles)]
     options = options or RunOptions()
     baseline = baseline or Baseline()
     catalogue = {requirement.id: requirement for requirement in standards.requirements()}

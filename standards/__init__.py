@@ -4,6 +4,10 @@ the requirement catalogue, validation and schema compatibility.
 Every block speaks these schemas on the wire; this package depends on nothing else of the project.
 """
 
+# The version of the contract as a whole, reported in capabilities and conformance summaries.
+# MINOR grows when schemas or vocabulary entries are added; MAJOR only with a schema's MAJOR.
+__version__ = "1.0.0"
+
 from standards._catalogue import Requirement, requirements
 from standards._openapi import component_key, openapi_components
 from standards._schemas import SchemaNotFound, load_schema, schema_names, schema_versions

@@ -153,7 +153,7 @@ async def crashing_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
 async def credulous_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise DpiError("request.malformed_json") from None
     return {"schema": "error@1.0.0", "valid": True, "issues": []}
 

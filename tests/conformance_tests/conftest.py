@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,5 +57,5 @@ def conformance_of() -> Runner:
 
 
 @pytest.fixture
-async def kernel_report(make_app: AppFactory, conformance_of: Runner) -> AsyncIterator[RunReport]:
-    yield await conformance_of(await make_app())
+async def kernel_report(make_app: AppFactory, conformance_of: Runner) -> RunReport:
+    return await conformance_of(await make_app())

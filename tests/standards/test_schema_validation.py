@@ -1,4 +1,4 @@
-"""Validation: every issue with its JSON pointer and reason code, and the compiled fast path agreeing with it."""
+"""Validation: every issue with its pointer and reason code, and the fast path agreeing with it."""
 
 import copy
 from typing import Any

@@ -1,0 +1,152 @@
+"""``dpi conformance``: list, run (exit codes, usage errors, an unreachable target), and a real run over the
+network against our app served by granian."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import standards
+from conformance_tests.cli import conformance_group
+from dpi.cli import main as dpi_main
+from dpi.keys import SigningKey
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_list_shows_every_platform_requirement() -> None:
+    result = CliRunner().invoke(conformance_group, ["list"])
+    assert result.exit_code == 0
+    assert result.output.startswith("platform 1.0.0")
+    for requirement in standards.requirements():
+        if requirement.profile == "platform":
+            assert f"  {requirement.id}  {requirement.level:<6}  {requirement.statement}" in result.output
+
+
+def test_the_kernel_cli_attaches_the_group() -> None:
+    result = CliRunner().invoke(dpi_main, ["conformance", "list"])
+    assert result.exit_code == 0
+    assert "PLT-014" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--target", "http://127.0.0.1:9", "--profile", "nope"],
+            "unknown profile 'nope'; known profiles: platform",
+        ),
+        (["--target", "ftp://example.org"], "must be an absolute http:// or https:// URL"),
+        (["--target", "not a url"], "must be an absolute http:// or https:// URL"),
+        (["--target", "http://127.0.0.1:9", "--baseline", "{missing}"], "baseline file"),
+        (
+            ["--target", "http://127.0.0.1:9", "--sign-key", "{garbage}"],
+            "is not an unencrypted PEM private key",
+        ),
+        (["--target", "http://127.0.0.1:9", "--max-examples", "0"], "--max-examples"),
+        (["--profile", "platform"], "Missing option '--target'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_clear_line(tmp_path: Path, arguments: list[str], message: str) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    filled = [a.format(missing=tmp_path / "missing.json", garbage=garbage) for a in arguments]
+    result = CliRunner().invoke(conformance_group, ["run", *filled, "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unreachable_target_exits_2_with_one_line(tmp_path: Path) -> None:
+    target = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        conformance_group, ["run", "--target", target, "--report-dir", str(tmp_path), "--timeout", "2"]
+    )
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"dpi conformance: cannot reach {target}")
+    assert isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture
+def served_app(tmp_path: Path) -> Iterator[str]:
+    """Our app served by ``dpi serve`` (granian) on a free local port, until the test ends."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPI_")}
+    env |= {"DPI_VAR_DIR": str(tmp_path / "var"), "DPI_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from dpi.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+            if server.poll() is not None:
+                pytest.fail(f"dpi serve exited with {server.returncode}")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_dpi_conformance_run_over_the_network(served_app: str, tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    key_file = tmp_path / "vendor.pem"
+    key_file.write_bytes(key.private_pem())
+    report_dir = tmp_path / "report"
+    result = CliRunner().invoke(
+        dpi_main,
+        [
+            "conformance",
+            "run",
+            "--target",
+            served_app,
+            "--report-dir",
+            str(report_dir),
+            "--sign-key",
+            str(key_file),
+            "--max-examples",
+            "3",
+            "--seed",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Verdict: PASS" in result.output
+    for name in ("report.json", "junit.xml", "report.html", "summary.jws", "jwks.json"):
+        assert (report_dir / name).is_file()
+    assert json.loads((report_dir / "jwks.json").read_text())["keys"][0]["kid"] == key.kid
+    verified = CliRunner().invoke(
+        dpi_main,
+        ["conformance", "verify", str(report_dir / "summary.jws"), "--jwks", str(report_dir / "jwks.json")],
+    )
+    assert verified.exit_code == 0
+    assert f"signed by {key.kid}" in verified.output
+    assert json.loads((report_dir / "report.json").read_text())["target"] == served_app
