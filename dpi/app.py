@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import standards
 from dpi import db
-from dpi.blocks import Block, discover_blocks, select_blocks
+from dpi.blocks import Block, BlockContext, discover_blocks, select_blocks
 from dpi.contract import Contract
 from dpi.errors import DpiError, handle_exception, read_json
 from dpi.keys import KeyStore
@@ -31,7 +32,7 @@ from dpi.settings import Settings
 from dpi.telemetry import RequestContext, Telemetry
 from dpi.types import Receive, Scope, Send
 
-__all__ = ["DpiApp", "create_app", "package_version"]
+__all__ = ["DpiApp", "create_app", "migrate", "package_version"]
 
 _READINESS_TIMEOUT_SECONDS: Final = 3.0
 _JWKS_CACHE_SECONDS: Final = 5.0
@@ -260,6 +261,17 @@ class DpiApp:
         await self._asgi(scope, receive, send)
 
 
+async def migrate(settings: Settings, blocks: Sequence[Block]) -> db.MigrationState:
+    """Apply the kernel's and ``blocks``' pending migrations through a short-lived engine of its own."""
+    engine = db.create_engine(settings.database)
+    try:
+        return await db.upgrade(
+            engine, [block.migrations for block in blocks if block.migrations is not None]
+        )
+    finally:
+        await engine.dispose()
+
+
 def create_app(settings: Settings | None = None, blocks: Sequence[Block] | None = None) -> DpiApp:
     """Assemble the application for ``settings`` with ``blocks`` (default: every installed block,
     narrowed by ``DPI_BLOCKS``)."""
@@ -274,22 +286,30 @@ def create_app(settings: Settings | None = None, blocks: Sequence[Block] | None 
         keys=KeyStore(settings.key_directory),
         telemetry=Telemetry.from_settings(settings),
     )
+    context = BlockContext(
+        settings=settings, engine=engine, sessions=db.session_factory(engine), keys=runtime.keys
+    )
 
-    async def start(_app: Litestar) -> None:
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         runtime.keys.ensure_active(settings.key_algorithm)
+        try:
+            async with AsyncExitStack() as stack:
+                for block in chosen:
+                    if block.lifespan is not None:
+                        await stack.enter_async_context(block.lifespan(context))
+                yield
+        finally:
+            await engine.dispose()
+            runtime.telemetry.shutdown()
 
-    async def stop(_app: Litestar) -> None:
-        await engine.dispose()
-        runtime.telemetry.shutdown()
-
-    routers = [Router(path=block.prefix, route_handlers=list(block.routes(settings))) for block in chosen]
+    routers = [Router(path=block.prefix, route_handlers=list(block.routes(context))) for block in chosen]
     litestar = Litestar(
         route_handlers=[healthz, readyz, capabilities, jwks, openapi, validate_document, *routers],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
-        on_startup=[start],
-        on_shutdown=[stop],
+        lifespan=[lifespan],
         state=State({"runtime": runtime}),
         logging_config=None,
     )

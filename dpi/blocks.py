@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Final
 
 from litestar.types import ControllerRouterHandler
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from dpi.keys import KeyStore
 from dpi.settings import Settings
 
-__all__ = ["ENTRY_POINT_GROUP", "Block", "BlockError", "ProfileClaim", "discover_blocks", "select_blocks"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Block",
+    "BlockContext",
+    "BlockError",
+    "ProfileClaim",
+    "discover_blocks",
+    "select_blocks",
+]
 
 ENTRY_POINT_GROUP: Final = "dpi.blocks"
 _NAME_PATTERN: Final = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -43,19 +54,32 @@ class ProfileClaim:
 
 
 @dataclass(frozen=True)
+class BlockContext:
+    """What the kernel hands a block when it is mounted: settings, the database and the signing keys."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyStore
+
+
+@dataclass(frozen=True)
 class Block:
     """What a block gives the kernel.
 
-    ``routes`` builds the block's HTTP handlers for the given settings; the kernel mounts them
-    under ``prefix``. ``migrations`` is the block's own Alembic versions directory; its revisions
-    carry the block's name as branch label, so each block owns its tables and migration branch.
+    ``routes`` builds the block's HTTP handlers from the kernel's context; the kernel mounts them
+    under ``prefix``. ``lifespan``, when given, runs around the app's life (background work such as
+    expiry sweeps or delivery of notifications). ``migrations`` is the block's own Alembic versions
+    directory; its revisions carry the block's name as branch label, so each block owns its tables and
+    migration branch.
     ``capabilities`` adds the block's entry to ``/.well-known/dpi-capabilities``.
     """
 
     name: str
     prefix: str
     version: str
-    routes: Callable[[Settings], Sequence[ControllerRouterHandler]] = field(default=lambda _settings: ())
+    routes: Callable[[BlockContext], Sequence[ControllerRouterHandler]] = field(default=lambda _context: ())
+    lifespan: Callable[[BlockContext], AbstractAsyncContextManager[None]] | None = None
     migrations: Path | None = None
     profiles: tuple[ProfileClaim, ...] = ()
     capabilities: Callable[[Settings], Mapping[str, Any]] | None = None

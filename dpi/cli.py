@@ -20,6 +20,7 @@ import click
 
 from conformance_tests.cli import conformance_group
 from dpi import db
+from dpi.app import migrate
 from dpi.blocks import BlockError, discover_blocks, select_blocks
 from dpi.keys import KeyStore, KeyStoreError
 from dpi.settings import SETTINGS, Settings, SettingsError
@@ -57,14 +58,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 async def _migrate(settings: Settings) -> db.MigrationState:
-    blocks = select_blocks(discover_blocks(), settings.blocks)
-    engine = db.create_engine(settings.database)
-    try:
-        return await db.upgrade(
-            engine, [block.migrations for block in blocks if block.migrations is not None]
-        )
-    finally:
-        await engine.dispose()
+    return await migrate(settings, select_blocks(discover_blocks(), settings.blocks))
 
 
 def _export_settings(settings: Settings) -> None:

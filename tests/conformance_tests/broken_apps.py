@@ -14,10 +14,9 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.types import ControllerRouterHandler
 
-from dpi.blocks import Block
+from dpi.blocks import Block, BlockContext
 from dpi.contract import Contract
 from dpi.errors import DpiError, read_json, request_id_of
-from dpi.settings import Settings
 from dpi.types import Message, Receive, Scope, Send
 
 Headers = list[tuple[bytes, bytes]]
@@ -173,7 +172,7 @@ async def leaky_lookup(request: Request[Any, Any, Any]) -> Response[dict[str, An
 
 
 def _block(name: str, handler: ControllerRouterHandler) -> Block:
-    def routes(_settings: Settings) -> Sequence[ControllerRouterHandler]:
+    def routes(_context: BlockContext) -> Sequence[ControllerRouterHandler]:
         return [handler]
 
     return Block(name=name, prefix=f"/{name}", version="0.0.1", routes=routes)

@@ -11,8 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from conformance_tests import Baseline, RunOptions, RunReport, run_conformance
-from dpi import db
-from dpi.app import DpiApp, create_app
+from dpi.app import DpiApp, create_app, migrate
 from dpi.blocks import Block
 from dpi.settings import Settings
 
@@ -31,9 +30,9 @@ def make_app(tmp_path: Path) -> AppFactory:
 
     async def build(blocks: Sequence[Block] = (), **overrides: Any) -> DpiApp:
         var_dir = tmp_path / f"var-{next(counter)}"
-        app = create_app(Settings(var_dir=var_dir, **overrides), blocks=list(blocks))
-        await db.upgrade(app.runtime.engine)
-        return app
+        settings = Settings(var_dir=var_dir, **overrides)
+        await migrate(settings, list(blocks))
+        return create_app(settings, blocks=list(blocks))
 
     return build
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from litestar import get
 from litestar.types import ControllerRouterHandler
 
-from dpi.blocks import Block
+from dpi.blocks import Block, BlockContext
 from dpi.contract import Contract
-from dpi.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "block_migrations"
 
@@ -30,15 +30,27 @@ async def undocumented() -> dict[str, Any]:
     return {"status": "pass"}
 
 
-def _failing_routes(_settings: Settings) -> Sequence[ControllerRouterHandler]:
+def _failing_routes(_context: BlockContext) -> Sequence[ControllerRouterHandler]:
     return [boom]
 
 
-def _undocumented_routes(_settings: Settings) -> Sequence[ControllerRouterHandler]:
+def _undocumented_routes(_context: BlockContext) -> Sequence[ControllerRouterHandler]:
     return [undocumented]
 
 
-ledger_block = Block(name="ledger", prefix="/ledger", version="1.2.3", migrations=MIGRATIONS)
+LIFESPAN_LOG: list[str] = []
+
+
+@asynccontextmanager
+async def _ledger_lifespan(context: BlockContext) -> AsyncIterator[None]:
+    LIFESPAN_LOG.append(f"start {context.settings.service_name}")
+    yield
+    LIFESPAN_LOG.append("stop")
+
+
+ledger_block = Block(
+    name="ledger", prefix="/ledger", version="1.2.3", migrations=MIGRATIONS, lifespan=_ledger_lifespan
+)
 failing_block = Block(name="failing", prefix="/failing", version="0.0.1", routes=_failing_routes)
 undocumented_block = Block(
     name="undocumented", prefix="/undocumented", version="0.0.1", routes=_undocumented_routes

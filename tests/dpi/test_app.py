@@ -10,26 +10,25 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 import standards
-from dpi import db
-from dpi.app import DpiApp, create_app
+from dpi.app import DpiApp, create_app, migrate
 from dpi.settings import Settings
-from tests.dpi.kernel_fixtures import failing_block, ledger_block
+from tests.dpi.kernel_fixtures import LIFESPAN_LOG, failing_block, ledger_block
 
 Client = AsyncTestClient[Any]
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[Client]:
+    await migrate(settings, [ledger_block])
     app = create_app(settings, blocks=[ledger_block, failing_block])
-    await db.upgrade(app.runtime.engine, [ledger_block.migrations] if ledger_block.migrations else [])
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 
 
 @pytest.fixture
 async def plain_client(sqlite_settings: Settings) -> AsyncIterator[Client]:
+    await migrate(sqlite_settings, [])
     app = create_app(sqlite_settings, blocks=[failing_block])
-    await db.upgrade(app.runtime.engine)
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 
@@ -72,9 +71,7 @@ async def test_not_ready_before_migrations(settings: Settings) -> None:
 
 
 async def test_not_ready_when_a_block_adds_a_migration(settings: Settings) -> None:
-    kernel_only = create_app(settings, blocks=[])
-    await db.upgrade(kernel_only.runtime.engine)
-    await kernel_only.runtime.engine.dispose()
+    await migrate(settings, [])
     app = create_app(settings, blocks=[ledger_block])
     async with AsyncTestClient(app=app) as test_client:
         response = await test_client.get("/readyz")
@@ -236,3 +233,11 @@ def test_app_is_an_asgi_callable(sqlite_settings: Settings) -> None:
     app = create_app(sqlite_settings, blocks=[])
     assert isinstance(app, DpiApp)
     assert app.runtime.blocks == []
+
+
+async def test_block_lifespan_runs_around_the_app(settings: Settings) -> None:
+    LIFESPAN_LOG.clear()
+    async with AsyncTestClient(app=create_app(settings, blocks=[ledger_block])) as test_client:
+        await test_client.get("/healthz")
+        assert LIFESPAN_LOG == ["start dpi-blocks"]
+    assert LIFESPAN_LOG == ["start dpi-blocks", "stop"]
