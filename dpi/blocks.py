@@ -11,13 +11,14 @@ registration, so a government can add its own block or adapter without editing o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Final
 
+import click
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -72,7 +73,9 @@ class Block:
     expiry sweeps or delivery of notifications). ``migrations`` is the block's own Alembic versions
     directory; its revisions carry the block's name as branch label, so each block owns its tables and
     migration branch.
-    ``capabilities`` adds the block's entry to ``/.well-known/dpi-capabilities``.
+    ``capabilities`` adds the block's entry to ``/.well-known/dpi-capabilities``. ``cli`` becomes
+    ``dpi <name> ...``. ``demo`` loads the block's chapter of the demo story (idempotently) when
+    ``dpi demo`` starts and returns lines to print.
     """
 
     name: str
@@ -80,6 +83,8 @@ class Block:
     version: str
     routes: Callable[[BlockContext], Sequence[ControllerRouterHandler]] = field(default=lambda _context: ())
     lifespan: Callable[[BlockContext], AbstractAsyncContextManager[None]] | None = None
+    cli: click.Group | None = None
+    demo: Callable[[BlockContext], Awaitable[Sequence[str]]] | None = None
     migrations: Path | None = None
     profiles: tuple[ProfileClaim, ...] = ()
     capabilities: Callable[[Settings], Mapping[str, Any]] | None = None

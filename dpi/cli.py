@@ -21,7 +21,7 @@ import click
 from conformance_tests.cli import conformance_group
 from dpi import db
 from dpi.app import migrate
-from dpi.blocks import BlockError, discover_blocks, select_blocks
+from dpi.blocks import Block, BlockContext, BlockError, discover_blocks, select_blocks
 from dpi.keys import KeyStore, KeyStoreError
 from dpi.settings import SETTINGS, Settings, SettingsError
 from standards.cli import standards_group
@@ -59,6 +59,25 @@ def _settings(**overrides: Any) -> Settings:
 
 async def _migrate(settings: Settings) -> db.MigrationState:
     return await migrate(settings, select_blocks(discover_blocks(), settings.blocks))
+
+
+async def _load_demo(settings: Settings, blocks: list[Block]) -> list[str]:
+    """Each block's chapter of the demo story; blocks load it idempotently, so restarts are safe."""
+    engine = db.create_engine(settings.database)
+    context = BlockContext(
+        settings=settings,
+        engine=engine,
+        sessions=db.session_factory(engine),
+        keys=KeyStore(settings.key_directory),
+    )
+    lines: list[str] = []
+    try:
+        for block in blocks:
+            if block.demo is not None:
+                lines += await block.demo(context)
+    finally:
+        await engine.dispose()
+    return lines
 
 
 def _export_settings(settings: Settings) -> None:
@@ -125,6 +144,8 @@ def demo(host: str | None, port: int | None) -> None:
     )
     click.echo(f"signing key {key.kid} ({key.alg})")
     click.echo(f"blocks: {', '.join(block.name for block in blocks) or 'none installed yet (kernel only)'}")
+    for line in asyncio.run(_load_demo(settings, blocks)):
+        click.echo(line)
     click.echo("open:")
     for label, path in (
         ("capabilities", "/.well-known/dpi-capabilities"),
@@ -235,3 +256,16 @@ def list_blocks() -> None:
 
 main.add_command(standards_group, name="standards")
 main.add_command(conformance_group, name="conformance")
+
+
+def _add_block_commands() -> None:
+    try:
+        blocks = discover_blocks()
+    except BlockError:
+        return  # `dpi blocks` and `dpi serve` report the problem with one clear line
+    for block in blocks:
+        if block.cli is not None and block.name not in main.commands:
+            main.add_command(block.cli, name=block.name)
+
+
+_add_block_commands()

@@ -39,9 +39,15 @@ async def enqueue(
 
 
 async def claim(
-    session: AsyncSession, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)
+    session: AsyncSession,
+    *,
+    topics: Sequence[str] | None = None,
+    limit: int = 100,
+    lease: timedelta = timedelta(seconds=60),
 ) -> list[OutboxMessage]:
-    """Take up to ``limit`` undelivered, available messages, oldest first, for ``lease``.
+    """Take up to ``limit`` undelivered, available messages (of ``topics``, or any), oldest first.
+
+    Each is leased for ``lease``: other dispatchers skip it until then.
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent dispatchers get disjoint
     batches; SQLite serialises writers, which gives the same guarantee.
@@ -49,13 +55,13 @@ async def claim(
     now = _now()
     # One UPDATE ... RETURNING: the choice of rows and their lease happen in one statement, so two
     # dispatchers cannot both take a row between a read and a write.
+    pending = select(OutboxMessage.id).where(
+        OutboxMessage.delivered_at.is_(None), OutboxMessage.available_at <= now
+    )
+    if topics is not None:
+        pending = pending.where(OutboxMessage.topic.in_(list(topics)))
     candidates = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.available_at <= now)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        pending.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True).scalar_subquery()
     )
     statement = (
         update(OutboxMessage)

@@ -203,6 +203,21 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "apply database migrations when `dpi serve` starts (`dpi demo` always does)",
     ),
     Setting(
+        "DPI_TOKEN_ISSUER",
+        "token_issuer",
+        _base_url,
+        "",
+        "issuer of the access tokens blocks accept (the identity block's OpenID provider); "
+        "defaults to <DPI_BASE_URL>/identity",
+    ),
+    Setting(
+        "DPI_TOKEN_JWKS_URL",
+        "token_jwks_url",
+        _base_url,
+        "",
+        "where the token issuer publishes its keys; defaults to <issuer>/.well-known/jwks.json",
+    ),
+    Setting(
         "DPI_LOG_LEVEL",
         "log_level",
         _choice("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -253,6 +268,8 @@ class Settings:
     member_id: str | None = None
     max_body_bytes: int = 1048576
     migrate_on_start: bool = True
+    token_issuer: str | None = None
+    token_jwks_url: str | None = None
     log_level: str = "INFO"
     telemetry_exporter: str = "none"
     otlp_endpoint: str | None = None
@@ -275,6 +292,16 @@ class Settings:
             return self.base_url
         host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def access_token_issuer(self) -> str:
+        return self.token_issuer if self.token_issuer is not None else f"{self.public_url}/identity"
+
+    @property
+    def access_token_jwks_url(self) -> str:
+        if self.token_jwks_url is not None:
+            return self.token_jwks_url
+        return f"{self.access_token_issuer}/.well-known/jwks.json"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

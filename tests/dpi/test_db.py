@@ -116,6 +116,17 @@ async def test_concurrent_dispatchers_never_share_a_message(engine: AsyncEngine)
     assert len(set(every)) == 40
 
 
+async def test_outbox_claim_by_topic(engine: AsyncEngine) -> None:
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, "consent.notification", {"n": 1})
+        await outbox.enqueue(session, "registry.notification", {"n": 2})
+    async with sessions() as session, session.begin():
+        claimed = await outbox.claim(session, topics=["registry.notification"])
+    assert [message.payload["n"] for message in claimed] == [2]
+
+
 @pytest.mark.parametrize("topic", ["", "x" * 201])
 async def test_outbox_refuses_bad_topics(engine: AsyncEngine, topic: str) -> None:
     await db.upgrade(engine)
