@@ -32,7 +32,7 @@ from dpi.settings import Settings
 from dpi.telemetry import RequestContext, Telemetry
 from dpi.types import Receive, Scope, Send
 
-__all__ = ["DpiApp", "create_app", "migrate", "package_version"]
+__all__ = ["DpiApp", "create_app", "migrate", "migration_state", "package_version"]
 
 _READINESS_TIMEOUT_SECONDS: Final = 3.0
 _JWKS_CACHE_SECONDS: Final = 5.0
@@ -42,6 +42,7 @@ PLATFORM_PROFILE: Final = {"name": "platform", "version": "1.0.0"}
 
 
 def package_version() -> str:
+    """The installed version of the dpi-blocks distribution."""
     try:
         return distribution_version("dpi-blocks")
     except PackageNotFoundError:
@@ -152,6 +153,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 
 def capabilities_document(runtime: Runtime) -> dict[str, Any]:
+    """The ``capabilities`` document: the platform profile plus what each loaded block declares."""
     settings = runtime.settings
     system: dict[str, Any] = {"name": "dpi-blocks", "version": package_version()}
     if settings.member_id is not None:
@@ -266,6 +268,17 @@ async def migrate(settings: Settings, blocks: Sequence[Block]) -> db.MigrationSt
     engine = db.create_engine(settings.database)
     try:
         return await db.upgrade(
+            engine, [block.migrations for block in blocks if block.migrations is not None]
+        )
+    finally:
+        await engine.dispose()
+
+
+async def migration_state(settings: Settings, blocks: Sequence[Block]) -> db.MigrationState:
+    """Which revisions are applied and which the kernel and ``blocks`` expect."""
+    engine = db.create_engine(settings.database)
+    try:
+        return await db.migration_state(
             engine, [block.migrations for block in blocks if block.migrations is not None]
         )
     finally:

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from conformance_tests.cli import conformance_group
 from dpi import db
-from dpi.app import migrate
+from dpi.app import migrate, migration_state
 from dpi.blocks import Block, BlockContext, BlockError, discover_blocks, select_blocks
 from dpi.keys import KeyStore, KeyStoreError
 from dpi.settings import SETTINGS, Settings, SettingsError
@@ -37,8 +40,13 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
 def _clear_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Turn configuration and key-store errors into one line and exit code 2."""
+    """Turn configuration, key-store, file-system and database errors into one line and exit code 2."""
 
     @wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -46,7 +54,33 @@ def _clear_errors(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         except (SettingsError, BlockError, KeyStoreError) as error:
             _fail(str(error))
-            raise AssertionError("unreachable") from None
+        except _DatabaseUnavailable as error:
+            _fail(str(error))
+        except OSError as error:
+            _fail(_first_line(error))
+        raise AssertionError("unreachable")
+
+    return run
+
+
+class _DatabaseUnavailable(Exception):
+    pass
+
+
+def _database_errors(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Name the database (password hidden) and the driver's first line when it cannot be used."""
+
+    @wraps(function)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await function(*args, **kwargs)
+        except (SQLAlchemyError, OSError) as error:
+            cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+            try:
+                url = make_url(Settings.from_environment().database).render_as_string(hide_password=True)
+            except (SettingsError, ArgumentError):
+                url = "(unreadable DPI_DATABASE_URL)"
+            raise _DatabaseUnavailable(f"database {url}: {_first_line(cause)}") from None
 
     return run
 
@@ -57,6 +91,7 @@ def _settings(**overrides: Any) -> Settings:
     return settings.with_overrides(**changes) if changes else settings
 
 
+@_database_errors
 async def _migrate(settings: Settings) -> db.MigrationState:
     return await migrate(settings, select_blocks(discover_blocks(), settings.blocks))
 
@@ -89,10 +124,27 @@ def _export_settings(settings: Settings) -> None:
         os.environ["DPI_BLOCKS"] = ",".join(settings.blocks)
 
 
+def _ensure_port_free(settings: Settings) -> None:
+    """Refuse to start on an address another process already listens on.
+
+    The server binds with SO_REUSEPORT, which would otherwise let two deployments (each with its own
+    database and keys) silently share one port.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as error:
+            raise SettingsError(
+                f"DPI_PORT: cannot listen on {settings.host}:{settings.port} ({error.strerror or error})"
+            ) from None
+
+
 def _serve(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
+    _ensure_port_free(settings)
     _export_settings(settings)
     Granian(
         target="dpi.app:application_from_environment",
@@ -182,17 +234,9 @@ def current() -> None:
     """Show the applied revisions and whether they are current; exit 1 when migrations are pending."""
     settings = _settings()
 
-    async def read() -> db.MigrationState:
-        blocks = select_blocks(discover_blocks(), settings.blocks)
-        engine = db.create_engine(settings.database)
-        try:
-            return await db.migration_state(
-                engine, [b.migrations for b in blocks if b.migrations is not None]
-            )
-        finally:
-            await engine.dispose()
-
-    state = asyncio.run(read())
+    state = asyncio.run(
+        _database_errors(migration_state)(settings, select_blocks(discover_blocks(), settings.blocks))
+    )
     click.echo(f"applied: {', '.join(sorted(state.current)) or 'nothing'}")
     click.echo(f"expected: {', '.join(sorted(state.expected))}")
     if not state.is_current:

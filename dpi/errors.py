@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -104,6 +105,7 @@ def preferred_language(accept_language: str | None) -> str:
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
+    """The id the request-context layer gave this request (also sent as ``X-Request-Id``)."""
     value = request.scope.get(REQUEST_ID_SCOPE_KEY)
     return value if isinstance(value, str) else ""
 
@@ -116,6 +118,7 @@ def error_body(
     details: Iterable[ErrorDetail] = (),
     language: str = "en",
 ) -> dict[str, Any]:
+    """The ``error`` document for ``reason_code``, in ``language``."""
     reason = standards.reason_code(reason_code)
     return {
         "reason_code": reason.code,
@@ -158,12 +161,15 @@ def handle_exception(request: Request[Any, Any, Any], exception: Exception) -> R
     if isinstance(exception, HTTPException) and exception.status_code in _STATUS_REASON_CODES:
         headers = dict(exception.headers or {})
         return error_response(request, _STATUS_REASON_CODES[exception.status_code], headers=headers)
-    # The exception text may hold values from the request: it goes to the operator's log, never
-    # to the caller, who gets the request id to quote.
+    # The exception text may hold values from the request (personal data): neither the caller nor
+    # the log gets it. The operator gets the type and where it happened; the caller the request id.
     _log.error(
         "unhandled exception",
-        exc_info=exception,
-        extra={"event": "unhandled_exception", "exception_type": type(exception).__name__},
+        extra={
+            "event": "unhandled_exception",
+            "exception_type": f"{type(exception).__module__}.{type(exception).__qualname__}",
+            "traceback": "".join(traceback.format_tb(exception.__traceback__)),
+        },
     )
     return error_response(request, "internal.error")
 

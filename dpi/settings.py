@@ -8,6 +8,7 @@ with one line naming the setting, before anything is served.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -98,13 +99,19 @@ def _boolean(raw: str) -> bool:
     raise ValueError(f"must be true or false, got {raw!r}")
 
 
+# The identifier grammar of the ``common`` schema's memberId / subsystemId.
+_SEGMENT: Final = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?"
+_MEMBER_ID: Final = re.compile(rf"{_SEGMENT}/{_SEGMENT}/{_SEGMENT}(?:/{_SEGMENT})?")
+
+
 def _member_id(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
-    parts = value.split("/")
-    if len(parts) not in (3, 4) or not all(parts):
-        raise ValueError(f"must look like INSTANCE/CLASS/MEMBER[/SUBSYSTEM], got {raw!r}")
+    if not _MEMBER_ID.fullmatch(value):
+        raise ValueError(
+            f"must look like INSTANCE/CLASS/MEMBER[/SUBSYSTEM] (letters, digits, . _ -), got {raw!r}"
+        )
     return value
 
 

@@ -35,7 +35,9 @@ from dpi.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["REQUEST_ID_HEADER", "RequestContext", "Telemetry", "configure_logging", "current_request_id"]
 
 REQUEST_ID_HEADER: Final = "x-request-id"
-_ACCEPTED_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# Only a UUID offered by the caller is adopted as the request id: anything freer could carry a
+# national number or a name into every log line.
+_ACCEPTED_REQUEST_ID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("dpi_request_id", default=None)
 _access_log = logging.getLogger("dpi.access")
 
@@ -148,8 +150,12 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        offered = headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if _ACCEPTED_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        offered = headers.get(REQUEST_ID_HEADER, "").lower()
+        request_id = offered if _ACCEPTED_REQUEST_ID.match(offered) else str(uuid.uuid4())
+        # HEAD is GET without the body (RFC 9110 section 9.3.2): load balancers probe health with it.
+        head = scope.get("method") == "HEAD"
+        if head:
+            scope["method"] = "GET"
         scope[REQUEST_ID_SCOPE_KEY] = request_id
         token = _request_id.set(request_id)
         started = time.perf_counter()
@@ -165,10 +171,16 @@ class RequestContext:
                 ]
                 raw_headers.append((b"x-request-id", request_id.encode("ascii")))
                 message["headers"] = raw_headers
+            elif head and message["type"] == "http.response.body":
+                message = {
+                    "type": "http.response.body",
+                    "body": b"",
+                    "more_body": message.get("more_body", False),
+                }
             await send(message)
 
         context = propagate.extract(headers)
-        method = str(scope.get("method", "GET"))
+        method = "HEAD" if head else str(scope.get("method", "GET"))
         with self._tracer.start_as_current_span(f"{method}", context=context, kind=SpanKind.SERVER) as span:
             span.set_attribute("http.request.method", method)
             span.set_attribute("dpi.request_id", request_id)

@@ -120,17 +120,28 @@ async def test_every_response_has_a_request_id(plain_client: Client) -> None:
 @pytest.mark.parametrize(
     ("offered", "kept"),
     [
-        ("client-chosen-id-0001", True),
-        ("short", False),
+        ("0b6f4c1e-3f1a-4a47-9a55-6d1c2b7e9f10", True),
+        ("0B6F4C1E-3F1A-4A47-9A55-6D1C2B7E9F10", True),
+        ("198001011234567", False),
+        ("client-chosen-id-0001", False),
         ("has spaces in it ok", False),
         ("<script>alert(1)</script>", False),
         ("x" * 200, False),
     ],
 )
-async def test_offered_request_id_kept_only_when_safe(plain_client: Client, offered: str, kept: bool) -> None:
+async def test_offered_request_id_kept_only_when_a_uuid(
+    plain_client: Client, offered: str, kept: bool
+) -> None:
     response = await plain_client.get("/nowhere", headers={"X-Request-Id": offered})
-    assert (response.headers["x-request-id"] == offered) is kept
+    assert (response.headers["x-request-id"] == offered.lower()) is kept
     assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_head_is_get_without_a_body(plain_client: Client) -> None:
+    response = await plain_client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["x-request-id"]
 
 
 async def test_unknown_route_is_404_with_reason(plain_client: Client) -> None:

@@ -66,6 +66,37 @@ def test_keys_generate_rotate_and_publish(tmp_path: Path) -> None:
     assert published == {first_kid, second_kid}
 
 
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "current"], ["serve"]])
+def test_unreachable_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    env = {
+        "DPI_VAR_DIR": str(tmp_path / "var"),
+        "DPI_DATABASE_URL": "postgresql+asyncpg://dpi:s3cret@127.0.0.1:9/none",
+    }
+    code, out, err = run(command, env)
+    assert code == 2
+    assert err.startswith("dpi: database postgresql+asyncpg://dpi:***@127.0.0.1:9/none: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "s3cret" not in out + err
+
+
+def test_unwritable_state_directory_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run(["db", "upgrade"], {"DPI_VAR_DIR": str(blocker / "var")})
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_port_in_use_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(["serve", "--port", str(port)], {"DPI_VAR_DIR": str(tmp_path / "var")})
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
 def test_unknown_block_is_refused(tmp_path: Path) -> None:
     code, _, err = run(["serve", "--blocks", "nonesuch"], {"DPI_VAR_DIR": str(tmp_path)})
     assert code == 2

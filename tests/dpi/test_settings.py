@@ -52,6 +52,8 @@ def test_environment_values_are_parsed() -> None:
         ("DPI_BASE_URL", "ftp://x", "DPI_BASE_URL: must be an http"),
         ("DPI_MIGRATE_ON_START", "maybe", "DPI_MIGRATE_ON_START: must be true or false"),
         ("DPI_MEMBER_ID", "DPI/GOV", "DPI_MEMBER_ID: must look like"),
+        ("DPI_MEMBER_ID", "DPI GOV/G OV/M<O>I", "DPI_MEMBER_ID: must look like"),
+        ("DPI_MEMBER_ID", "DPI/GOV/MOI/-civil", "DPI_MEMBER_ID: must look like"),
         ("DPI_MAX_BODY_BYTES", "10", "DPI_MAX_BODY_BYTES: must be between"),
         ("DPI_HOST", "  ", "DPI_HOST: must not be empty"),
         ("DPI_TELEMETRY_EXPORTER", "otlp", "DPI_OTLP_ENDPOINT: must be set"),

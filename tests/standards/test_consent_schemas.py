@@ -30,7 +30,8 @@ def _notice(text: str) -> dict[str, str]:
 
 
 NOTICE_TEXT = {
-    "en": "The Ministry of Labour will read your name and date of birth from the civil registry to register you.",
+    "en": "The Ministry of Labour will read your name and date of birth from the civil registry "
+    "to register you as a job seeker.",
     "fr": "Le ministère du Travail lira vos nom et date de naissance dans l'état civil pour vous inscrire.",
     "ar": "ستقرأ وزارة العمل اسمك وتاريخ ميلادك من السجل المدني لتسجيلك كباحث عن عمل.",
 }

@@ -124,9 +124,17 @@ def test_returned_vocabularies_are_copies() -> None:
 
 
 def test_requirement_catalogue_holds_exactly_the_platform_requirements() -> None:
-    catalogue = requirements()
+    catalogue = [r for r in requirements() if r.profile == "platform"]
     assert [r.id for r in catalogue] == [f"PLT-{n:03d}" for n in range(1, 15)]
-    assert {r.profile for r in catalogue} == {"platform"}
+    assert all(r.id.startswith("PLT-") for r in catalogue)
     assert [r.id for r in catalogue if r.level == "SHOULD"] == ["PLT-012"]
     assert all(r.level == "MUST" for r in catalogue if r.id != "PLT-012")
     assert "route.not_found" in catalogue[3].statement
+
+
+def test_requirement_ids_are_unique_and_prefixed_by_profile() -> None:
+    prefixes = {"platform": "PLT-", "consent": "CNS-"}
+    catalogue = requirements()
+    assert len({r.id for r in catalogue}) == len(catalogue)
+    for requirement in catalogue:
+        assert requirement.id.startswith(prefixes[requirement.profile])
