@@ -1,7 +1,9 @@
 """``dpi conformance``: list the profiles, run them against a target URL, verify a signed summary.
 
-Exit codes of ``run``: 0 when every MUST requirement passed (or is accepted by the baseline), 1 otherwise,
-2 for usage errors and an unreachable target. ``verify`` exits 0 for a valid summary, 1 for an invalid one.
+Exit codes of ``run``: 0 when every MUST requirement passed, 1 otherwise, 2 for usage errors (a bad option,
+an unreadable or refused baseline or signing key, a report directory that cannot be written) and an
+unreachable target. ``verify`` exits 0 for a valid summary, 1 for an invalid one, 2 when the summary or the
+JWKS cannot be read. Every exit 2 prints one line, ``dpi conformance: <reason>``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 import click
 from rich.console import Console
@@ -16,7 +19,7 @@ from rich.console import Console
 import standards
 from conformance_tests.registry import UnknownProfile, known_profiles
 from conformance_tests.reports import print_summary, write_reports
-from conformance_tests.results import Baseline, BaselineError
+from conformance_tests.results import Baseline
 from conformance_tests.runner import check_target_url, run_conformance
 from conformance_tests.signed_summary import load_jwks, load_signing_key, verify_summary
 from conformance_tests.target import RunOptions, TargetUnreachable
@@ -25,9 +28,24 @@ from dpi.keys import SigningKey
 __all__ = ["conformance_group"]
 
 
-def _usage_error(message: str) -> None:
-    click.echo(f"dpi conformance: {message}", err=True)
-    sys.exit(2)
+class _UsageProblem(click.ClickException):
+    """What the command was given cannot be used: one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"dpi conformance: {self.format_message()}", err=True)
+
+
+def _prepare_report_dir(report_dir: Path) -> None:
+    """Create ``report_dir`` and prove it writable before the run, not after it."""
+    probe = report_dir / ".dpi-conformance-write-check"
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise _UsageProblem(f"cannot write reports to {report_dir}: {error.strerror or error}") from None
 
 
 @click.group("conformance")
@@ -79,7 +97,10 @@ def list_profiles() -> None:
 @click.option(
     "--baseline",
     type=click.Path(dir_okay=False, path_type=Path),
-    help='JSON file of accepted failures: {"accepted": [{"requirement": "ID", "reason": "..."}]}.',
+    help="JSON file of accepted SHOULD and MAY failures: "
+    '{"accepted": [{"requirement": "ID", "reason": "..."}]}. '
+    "A MUST requirement (or an ID not in the catalogue) in it is refused with exit status 2: "
+    "a MUST failure always fails the run.",
 )
 @click.option(
     "--max-examples",
@@ -106,27 +127,35 @@ def run(
     seed: int,
     timeout: float,
 ) -> None:
-    """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports."""
+    """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports.
+
+    Exit status: 0 when every MUST requirement passed, 1 when one did not, 2 for a usage problem or an
+    unreachable target.
+    """
     try:
         base_url = check_target_url(target)
     except ValueError as error:
-        _usage_error(str(error))
+        raise _UsageProblem(str(error)) from None
     known = known_profiles()
     unknown = [name for name in profile_names if name not in known]
     if unknown:
-        _usage_error(str(UnknownProfile(unknown[0], sorted(known))))
+        raise _UsageProblem(str(UnknownProfile(unknown[0], sorted(known))))
     try:
         accepted = Baseline.load(baseline) if baseline is not None else Baseline()
         key = load_signing_key(sign_key) if sign_key is not None else SigningKey.generate()
-    except (BaselineError, ValueError) as error:
-        _usage_error(str(error))
+    except ValueError as error:  # BaselineError is a ValueError
+        raise _UsageProblem(str(error)) from None
+    _prepare_report_dir(report_dir)
     options = RunOptions(max_examples=max_examples, seed=seed, timeout=timeout)
     try:
         report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
     except TargetUnreachable as error:
-        _usage_error(str(error))
+        raise _UsageProblem(str(error)) from None
     print_summary(report, Console())
-    files = write_reports(report, report_dir, key)
+    try:
+        files = write_reports(report, report_dir, key)
+    except OSError as error:
+        raise _UsageProblem(f"cannot write reports to {report_dir}: {error.strerror or error}") from None
     click.echo(
         f"Reports in {report_dir}: {files.html.name}, {files.junit.name}, {files.json.name}, "
         f"{files.summary.name} (verify with {files.jwks.name})"
@@ -145,8 +174,12 @@ def verify(report: Path, jwks_source: str) -> None:
     try:
         token = token_path.read_text(encoding="utf-8")
         jwks = load_jwks(jwks_source)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        _usage_error(str(error))
+    except (OSError, UnicodeDecodeError) as error:
+        raise _UsageProblem(
+            f"cannot read {token_path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    except ValueError as error:
+        raise _UsageProblem(str(error)) from None
     outcome = verify_summary(token, jwks)
     if not outcome.valid:
         click.echo(f"INVALID: {token_path}")

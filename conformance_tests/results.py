@@ -6,6 +6,10 @@ and the OpenID Foundation suite's expected-failures lists); they are reported as
 fail the run::
 
     {"accepted": [{"requirement": "PLT-012", "reason": "limit enforced by the load balancer"}]}
+
+A baseline may accept SHOULD and MAY requirements only. The exchange trusts the signed summary when a member
+joins, so a MUST failure can never be turned into a passing verdict: a baseline naming a MUST requirement
+(or one not in the catalogue) is refused when it is loaded, and no ``accepted`` MUST result is ever produced.
 """
 
 from __future__ import annotations
@@ -48,6 +52,18 @@ class Baseline:
 
     accepted: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        levels = {requirement.id: requirement.level for requirement in standards.requirements()}
+        unknown = sorted(rid for rid in self.accepted if rid not in levels)
+        if unknown:
+            raise BaselineError(f"the baseline names requirements not in the catalogue: {', '.join(unknown)}")
+        must = sorted(rid for rid in self.accepted if levels[rid] == "MUST")
+        if must:
+            raise BaselineError(
+                f"the baseline names MUST requirements ({', '.join(must)}); "
+                "a baseline may accept SHOULD and MAY failures only"
+            )
+
     @classmethod
     def load(cls, path: Path) -> Baseline:
         try:
@@ -71,7 +87,10 @@ class Baseline:
                 raise BaselineError(f"{source}: every accepted entry needs a requirement ID, got {entry!r}")
             reason = entry.get("reason", "")
             accepted[entry["requirement"]] = reason if isinstance(reason, str) else str(reason)
-        return cls(accepted)
+        try:
+            return cls(accepted)
+        except BaselineError as error:
+            raise BaselineError(f"{source}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -113,7 +132,7 @@ class RequirementResult:
         else:
             status = Status.PASS
         accepted_reason = None
-        if status is Status.FAIL and requirement.id in baseline.accepted:
+        if status is Status.FAIL and requirement.level != "MUST" and requirement.id in baseline.accepted:
             status, accepted_reason = Status.ACCEPTED, baseline.accepted[requirement.id]
         return cls(profile, requirement, status, tuple(tests), collected, accepted_reason)
 
@@ -195,10 +214,9 @@ class RunReport:
 
     @property
     def verdict(self) -> str:
-        """ "pass" when every MUST requirement is pass or accepted, else "fail"."""
-        passing = {Status.PASS, Status.ACCEPTED}
+        """ "pass" when every MUST requirement passed, else "fail" (a MUST is never accepted)."""
         must = [result for result in self.results if result.level == "MUST"]
-        return "pass" if all(result.status in passing for result in must) else "fail"
+        return "pass" if all(result.status is Status.PASS for result in must) else "fail"
 
     def result(self, requirement_id: str) -> RequirementResult:
         for result in self.results:

@@ -58,7 +58,7 @@ async def run_conformance(
     async with httpx.AsyncClient(
         transport=transport, timeout=options.timeout, follow_redirects=False
     ) as client:
-        session = TargetSession(base_url, client, options)
+        session = TargetSession(base_url, client, options, over_network=transport is None)
         session.current_test = "reachability"
         first = await session.capabilities()
         if first.status is None:

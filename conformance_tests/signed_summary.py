@@ -2,8 +2,9 @@
 payload is the `conformance-summary@1.0.0` document of a run, with ``typ`` ``dpi-conformance+jws``.
 
 The exchange verifies it when a member applies to join; ``dpi conformance verify`` does the same checks:
-the signature against a JWKS, the header type, the payload against its schema, and that the counts and the
-verdict agree with the results they summarise.
+the signature against a JWKS, the header type, the payload against its schema, that no MUST requirement is
+``accepted`` (a baseline may accept SHOULD and MAY failures only), and that the counts and the verdict agree
+with the results they summarise.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class SummaryVerification:
 
 
 def verify_summary(token: str, jwks: Mapping[str, Any]) -> SummaryVerification:
-    """Check a signed summary: signature, ``typ``, payload schema, and counts and verdict against results."""
+    """Check a signed summary: signature, ``typ``, payload schema, no accepted MUST, and counts and verdict
+    against results."""
     try:
         header, payload = verify_compact(token.strip(), dict(jwks))
     except SignatureError as error:
@@ -105,7 +107,7 @@ def verify_summary(token: str, jwks: Mapping[str, Any]) -> SummaryVerification:
     if header.get("typ") != SUMMARY_TYP:
         problems.append(f"the JWS typ is {header.get('typ')!r}, not {SUMMARY_TYP!r}")
     issues = standards.validator(SUMMARY_SCHEMA).issues(payload)
-    problems += [f"payload {issue.pointer or '/'}: {issue.message}" for issue in issues]
+    problems += [f"payload {issue.pointer or '(root)'}: {issue.message}" for issue in issues]
     if not issues:
         problems += _consistency_problems(payload)
     return SummaryVerification(tuple(problems), header, payload)
@@ -116,10 +118,15 @@ def _consistency_problems(payload: Mapping[str, Any]) -> list[str]:
     counts = {status: 0 for status in ("pass", "fail", "skip", "accepted")}
     for result in results:
         counts[result["status"]] += 1
-    problems = []
+    problems = [
+        f"{result['requirement']} is a MUST requirement marked accepted; only SHOULD and MAY failures "
+        "may be accepted"
+        for result in results
+        if result["level"] == "MUST" and result["status"] == "accepted"
+    ]
     if {name: payload["counts"].get(name, 0) for name in counts} != counts:
         problems.append(f"the counts {payload['counts']} do not match the results {counts}")
-    passing = all(r["status"] in ("pass", "accepted") for r in results if r["level"] == "MUST")
+    passing = all(r["status"] == "pass" for r in results if r["level"] == "MUST")
     if payload["verdict"] != ("pass" if passing else "fail"):
         problems.append(f"the verdict {payload['verdict']!r} does not follow from the results")
     return problems

@@ -4,16 +4,25 @@ The session records each request and response as an :class:`Exchange`, so tests 
 (error bodies, request ids, stack traces) can inspect all the traffic of a run. The HTTP client is an
 ``httpx.AsyncClient``; tests inject ``httpx.ASGITransport(app)`` to target an app in-process, the CLI
 uses the network.
+
+Over the network, :meth:`TargetSession.send_large_body` speaks HTTP/1.1 (RFC 9112,
+https://www.rfc-editor.org/rfc/rfc9112) on its own connection with h11, reading while it uploads: a server
+may answer 413 as soon as it sees the ``Content-Length`` and close the connection (RFC 9110 section 15.5.14),
+and a client that only listens once the whole body is sent never hears that answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+import h11
 import httpx
 
 from conformance_tests.model import Evidence
@@ -37,6 +46,9 @@ USER_AGENT = "dpi-conformance/0.1.0"
 _REQUEST_BODY_KEPT = 2048
 _RESPONSE_BODY_KEPT = 1024 * 1024
 _EXCERPT = 600
+# Upload step of send_large_body: small enough to notice an early answer soon after it arrives.
+_UPLOAD_CHUNK = 64 * 1024
+_READ_SIZE = 64 * 1024
 
 
 class TargetUnreachable(Exception):
@@ -119,12 +131,22 @@ class TargetSession:
     """The HTTP conversation with one target during one run, shared by every test.
 
     ``client`` must be an ``httpx.AsyncClient``; relative paths are resolved against ``base_url``.
+    ``over_network`` says that ``client`` reaches the target over real connections (no injected transport),
+    so :meth:`send_large_body` may open its own connection.
     """
 
-    def __init__(self, base_url: str, client: httpx.AsyncClient, options: RunOptions | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.AsyncClient,
+        options: RunOptions | None = None,
+        *,
+        over_network: bool = False,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.options = options or RunOptions()
+        self.over_network = over_network
         self.exchanges: list[Exchange] = []
         self.current_test = ""
         self._capabilities: Exchange | None = None
@@ -170,11 +192,66 @@ class TargetSession:
             status, response_headers = response.status_code, response.headers
         except httpx.HTTPError as error:
             error_text = f"{type(error).__name__}: {error}"
+        return self._record(
+            method,
+            str(request.url),
+            dict(request.headers),
+            body,
+            status,
+            response_headers,
+            received,
+            error_text,
+        )
+
+    async def send_large_body(
+        self, method: str, path_or_url: str, *, content: bytes, headers: Mapping[str, str] | None = None
+    ) -> Exchange:
+        """Send ``content`` and record the answer, even one the server gives before reading all of it.
+
+        Over the network the request goes on a connection of its own that listens while it uploads, stops
+        uploading as soon as the answer starts, reads it, and closes. In-process (an injected transport)
+        it is an ordinary :meth:`request`.
+        """
+        if not self.over_network:
+            return await self.request(method, path_or_url, headers=headers, content=content)
+        url = self.url(path_or_url)
+        sent_headers = {
+            "host": urlsplit(url).netloc,
+            "user-agent": USER_AGENT,
+            **{k.lower(): v for k, v in (headers or {}).items()},
+            "content-length": str(len(content)),
+            "connection": "close",
+        }
+        status: int | None = None
+        response_headers = httpx.Headers()
+        received = b""
+        error_text: str | None = None
+        try:
+            status, response_headers, received = await _upload_listening(
+                method.upper(), url, sent_headers, content, self.options.timeout
+            )
+        except (OSError, TimeoutError, h11.ProtocolError, ValueError) as error:
+            error_text = f"{type(error).__name__}: {error}"
+        return self._record(
+            method, url, sent_headers, content, status, response_headers, received, error_text
+        )
+
+    def _record(
+        self,
+        method: str,
+        url: str,
+        request_headers: Mapping[str, str],
+        body: bytes,
+        status: int | None,
+        response_headers: httpx.Headers,
+        received: bytes,
+        error_text: str | None,
+    ) -> Exchange:
         exchange = Exchange(
             test=self.current_test,
             method=method.upper(),
-            url=str(request.url),
-            request_headers=dict(request.headers),
+            url=url,
+            request_headers=dict(request_headers),
             request_body=body[:_REQUEST_BODY_KEPT],
             request_body_length=len(body),
             status=status,
@@ -221,3 +298,77 @@ async def _read_bounded(response: httpx.Response) -> bytes:
         if size >= _RESPONSE_BODY_KEPT:
             break
     return b"".join(chunks)[:_RESPONSE_BODY_KEPT]
+
+
+async def _upload_listening(
+    method: str, url: str, headers: Mapping[str, str], content: bytes, wait_seconds: float
+) -> tuple[int, httpx.Headers, bytes]:
+    """One HTTP/1.1 exchange on a fresh connection, reading the answer while the body is still going out."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    if parts.hostname is None:
+        raise ValueError(f"no host in {url}")
+    port = parts.port or (443 if secure else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, port, ssl=ssl.create_default_context() if secure else None),
+        wait_seconds,
+    )
+    connection = h11.Connection(our_role=h11.CLIENT)
+    answer: asyncio.Task[tuple[int, httpx.Headers, bytes]] | None = None
+    try:
+        writer.write(
+            connection.send(h11.Request(method=method, target=target, headers=list(headers.items())))
+        )
+        answer = asyncio.create_task(_read_answer(connection, reader))
+        try:
+            for start in range(0, len(content), _UPLOAD_CHUNK):
+                if answer.done():
+                    break
+                data = connection.send(h11.Data(data=content[start : start + _UPLOAD_CHUNK]))
+                writer.write(data or b"")
+                await asyncio.wait_for(writer.drain(), wait_seconds)
+            else:
+                writer.write(connection.send(h11.EndOfMessage()) or b"")
+                await asyncio.wait_for(writer.drain(), wait_seconds)
+        except (ConnectionError, h11.LocalProtocolError):
+            pass  # the server stopped reading: what it answered before closing is the outcome
+        return await asyncio.wait_for(answer, wait_seconds)
+    finally:
+        if answer is not None and not answer.done():
+            answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await answer
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def _read_answer(
+    connection: h11.Connection, reader: asyncio.StreamReader
+) -> tuple[int, httpx.Headers, bytes]:
+    status: int | None = None
+    headers = httpx.Headers()
+    body = bytearray()
+    while True:
+        try:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                connection.receive_data(await reader.read(_READ_SIZE))
+                continue
+        except (ConnectionError, h11.RemoteProtocolError):
+            if status is None:
+                raise
+            break  # the connection ended inside the body: keep what arrived
+        if isinstance(event, h11.Response):
+            status = event.status_code
+            headers = httpx.Headers([(name, value) for name, value in event.headers])
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) >= _RESPONSE_BODY_KEPT:
+                break
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) or event is h11.PAUSED:
+            break
+    if status is None:
+        raise ConnectionError("the connection closed before any answer")
+    return status, headers, bytes(body[:_RESPONSE_BODY_KEPT])

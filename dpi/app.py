@@ -36,6 +36,7 @@ __all__ = ["DpiApp", "create_app", "migrate", "migration_state", "package_versio
 
 _READINESS_TIMEOUT_SECONDS: Final = 3.0
 _JWKS_CACHE_SECONDS: Final = 5.0
+_MAX_REPORTED_ISSUES: Final = 100
 _JWS_ALGORITHMS: Final = ["EdDSA", "ES256", "PS256"]
 _HTTP_SIGNATURE_ALGORITHMS: Final = ["ed25519", "ecdsa-p256-sha256", "rsa-pss-sha512"]
 PLATFORM_PROFILE: Final = {"name": "platform", "version": "1.0.0"}
@@ -235,7 +236,7 @@ async def validate_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
         checker = standards.validator(reference)
     except standards.SchemaNotFound:
         raise DpiError("schema.not_found", f"no published schema {reference}") from None
-    issues = checker.issues(body["instance"])
+    issues = checker.issues(body["instance"], limit=_MAX_REPORTED_ISSUES)
     return {
         "schema": f"{checker.name}@{checker.version}",
         "valid": not issues,

@@ -175,6 +175,23 @@ def handle_exception(request: Request[Any, Any, Any], exception: Exception) -> R
 
 
 _MAX_DETAILS: Final = 100
+#: No published schema nests deeper; the full validator recurses per level, so deeper bodies are
+#: refused before validation rather than risking the interpreter's recursion limit.
+MAX_JSON_DEPTH: Final = 64
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 _JSON_MEDIA_TYPES: Final = ("application/json",)
 
 
@@ -201,10 +218,15 @@ async def read_json(request: Request[Any, Any, Any], schema_ref: str) -> Any:
         document = json.loads(raw, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
         raise DpiError("request.malformed_json") from None
+    if _deeper_than(document, MAX_JSON_DEPTH):
+        raise DpiError(
+            "request.invalid",
+            details=[ErrorDetail("", "request.invalid", f"nested deeper than {MAX_JSON_DEPTH} levels")],
+        )
     validator = standards.validator(schema_ref)
     if not validator.is_valid(document):
         # The report is capped so that a hostile body cannot make the answer larger than the question.
-        issues = validator.issues(document)[:_MAX_DETAILS]
+        issues = validator.issues(document, limit=_MAX_DETAILS)
         raise DpiError(
             "request.invalid",
             details=[ErrorDetail(issue.pointer, issue.reason_code, issue.message) for issue in issues],

@@ -135,8 +135,18 @@ def load_schema(ref: str, version: str | None = None) -> dict[str, Any]:
 @cache
 def reference_registry() -> Registry[Any]:
     """A ``referencing`` registry of every published schema under its ``$id``, so ``urn:`` refs resolve."""
+    # Each resource is registered without its "$schema": every published schema is 2020-12 anyway, and
+    # jsonschema picks the validator class of a referenced resource from its "$schema", which would
+    # swap our extended validator (ECMA-262 patterns, per-member errors) for the stock one inside a
+    # "$ref" to a whole schema.
     resources = [
-        (schema_id(name, version), Resource.from_contents(schema, default_specification=DRAFT202012))
+        (
+            schema_id(name, version),
+            Resource.from_contents(
+                {key: value for key, value in schema.items() if key != "$schema"},
+                default_specification=DRAFT202012,
+            ),
+        )
         for name, versions in published().items()
         for version, schema in versions.items()
     ]

@@ -2,11 +2,16 @@
 
 Two paths that must agree: ``issues()`` (the ``jsonschema`` library, every error, with a JSON pointer and a
 reason code) and ``is_valid()`` (``jsonschema-rs``, compiled, first error only). Both check formats.
+
+Issue messages are built from the schema alone, never from the instance: what a caller sent (often personal
+data, in values and in member names alike) is not echoed into error bodies and logs. A member that is not
+allowed is reported once per member, its pointer naming it.
 """
 
 from __future__ import annotations
 
 import calendar
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,12 +26,16 @@ from jsonschema import (  # type: ignore[import-untyped,unused-ignore]
     ValidationError,
     validators,
 )
+from jsonschema._utils import (  # type: ignore[import-untyped,unused-ignore]
+    find_evaluated_property_keys_by_schema,
+)
 from jsonschema.protocols import Validator  # type: ignore[import-untyped,unused-ignore]
 
 from standards._schemas import parse_ref, published, reference_registry, schema_id
 
 __all__ = [
     "REASON_CODES_BY_KEYWORD",
+    "ROOT_POINTER_LABEL",
     "SchemaValidationError",
     "SchemaValidator",
     "ValidationIssue",
@@ -65,9 +74,11 @@ REASON_CODES_BY_KEYWORD: Mapping[str, str] = {
     "contains": "schema.contains",
 }
 _FALLBACK_REASON_CODE = "schema.invalid"
+#: How people are shown the empty JSON pointer (the whole document); in RFC 6901 ``/`` names the member "".
+ROOT_POINTER_LABEL = "(root)"
 
 # Messages are built from the schema, never from the instance, so personal data sent in a request is not
-# echoed into error bodies and logs.
+# echoed into error bodies and logs. ``required`` and ``dependentRequired`` name members the schema declares.
 _MESSAGES: Mapping[str, Callable[[Any], str]] = {
     "type": lambda expected: f"must be of type {_listing(expected)}",
     "pattern": lambda pattern: f"must match the pattern {pattern}",
@@ -91,11 +102,11 @@ _MESSAGES: Mapping[str, Callable[[Any], str]] = {
     "oneOf": lambda _: "must match exactly one of the allowed forms",
     "not": lambda _: "has a form that is not allowed",
     "contains": lambda _: "must contain an item of the required kind",
+    "additionalProperties": lambda _: "is not an allowed member",
+    "unevaluatedProperties": lambda _: "is not an allowed member",
 }
-# Member names come from the schema (required) or are keys, not values: the library's messages may stay.
-_LIBRARY_MESSAGES = frozenset(
-    {"required", "additionalProperties", "unevaluatedProperties", "dependentRequired"}
-)
+# The library's own messages for these name only members the schema declares, never the instance's.
+_SCHEMA_NAMED_MESSAGES = frozenset({"required", "dependentRequired"})
 
 
 def _listing(value: Any) -> str:
@@ -131,7 +142,7 @@ class SchemaValidationError(ValueError):
         self.schema_ref = schema_ref
         self.issues = list(issues)
         first = self.issues[0] if self.issues else None
-        summary = f"; first: {first.pointer or '/'}: {first.message}" if first else ""
+        summary = f"; first: {first.pointer or ROOT_POINTER_LABEL}: {first.message}" if first else ""
         super().__init__(f"instance is not valid against {schema_ref} ({len(self.issues)} issue(s){summary})")
 
 
@@ -217,10 +228,51 @@ def _pattern(
     validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     if isinstance(instance, str) and not _ecma_pattern(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"does not match {pattern!r}")
 
 
-_FullValidator = validators.extend(Draft202012Validator, validators={"pattern": _pattern})
+_LIBRARY_KEYWORDS = Draft202012Validator.VALIDATORS
+
+
+def _additional_properties(
+    validator: Validator, allowed: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``additionalProperties: false``: one error per extra member, at that member (the library lists them
+    all, by name, in one message on the object)."""
+    if allowed is not False:
+        yield from _LIBRARY_KEYWORDS["additionalProperties"](validator, allowed, instance, schema)
+        return
+    if not validator.is_type(instance, "object"):
+        return
+    declared = schema.get("properties", {})
+    patterns = [_ecma_pattern(pattern) for pattern in schema.get("patternProperties", {})]
+    for member in instance:
+        if member not in declared and not any(pattern.search(member) for pattern in patterns):
+            yield ValidationError("is not an allowed member", path=[member])
+
+
+def _unevaluated_properties(
+    validator: Validator, allowed: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``unevaluatedProperties``: one error per refused member, at that member."""
+    if not validator.is_type(instance, "object"):
+        return
+    evaluated = find_evaluated_property_keys_by_schema(validator, instance, schema)
+    for member in instance:
+        if member in evaluated:
+            continue
+        if any(True for _ in validator.descend(instance[member], allowed, path=member, schema_path=member)):
+            yield ValidationError("is not an allowed member", path=[member])
+
+
+_FullValidator = validators.extend(
+    Draft202012Validator,
+    validators={
+        "pattern": _pattern,
+        "additionalProperties": _additional_properties,
+        "unevaluatedProperties": _unevaluated_properties,
+    },
+)
 _FORMAT_CHECKER = _format_checker()
 
 
@@ -229,7 +281,7 @@ def _issue(error: ValidationError) -> ValidationIssue:
     template = _MESSAGES.get(keyword)
     if template is not None:
         message = template(error.validator_value)
-    elif keyword in _LIBRARY_MESSAGES:
+    elif keyword in _SCHEMA_NAMED_MESSAGES:
         message = error.message
     else:
         message = f"is not valid against the schema ({keyword})"
@@ -280,10 +332,18 @@ class SchemaValidator:
     def __repr__(self) -> str:
         return f"SchemaValidator({self.ref!r})"
 
-    def issues(self, instance: Any) -> list[ValidationIssue]:
-        """Every reason the instance is invalid, in document order; empty when it is valid."""
+    def issues(self, instance: Any, limit: int | None = None) -> list[ValidationIssue]:
+        """Every reason the instance is invalid, in document order; empty when it is valid.
+
+        With ``limit``, validation stops after that many errors (a caller that shows only the first few
+        need not pay for every error of a hostile document); the ones returned are still in document
+        order, but need not be the first ``limit`` of the full list.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
         errors = sorted(
-            self._full.iter_errors(instance), key=lambda error: list(map(str, error.absolute_path))
+            itertools.islice(self._full.iter_errors(instance), limit),
+            key=lambda error: list(map(str, error.absolute_path)),
         )
         return [_issue(error) for error in errors]
 

@@ -81,7 +81,7 @@ _HOSTILE_INPUTS: tuple[_HostileInput, ...] = (
 
 def _schema_problems(schema_name: str, instance: Any) -> list[str]:
     return [
-        f"{issue.pointer or '/'}: {issue.message}"
+        f"{issue.pointer or '(root)'}: {issue.message}"
         for issue in standards.validator(schema_name).issues(instance)
     ]
 
@@ -429,7 +429,7 @@ async def _oversized_body(session: TargetSession) -> Sequence[Finding]:
     method, path = operation.split(" ", 1)
     padding = b"a" * OVERSIZED_BODY_BYTES
     content = b'{"schema": "error", "instance": "' + padding + b'"}'
-    exchange = await session.request(
+    exchange = await session.send_large_body(
         method, path, content=content, headers={"content-type": "application/json"}
     )
     problem = _error_body_problem(exchange, 413, "request.too_large")

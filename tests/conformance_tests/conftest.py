@@ -25,7 +25,8 @@ Runner = Callable[..., Awaitable[RunReport]]
 
 @pytest.fixture
 def make_app(tmp_path: Path) -> AppFactory:
-    """Build and migrate a kernel app (with ``blocks``) on its own SQLite file and key directory."""
+    """Build and migrate a kernel app (with ``blocks``) on its own SQLite file and key directory; pass
+    ``database_url=`` to put it on another database."""
     counter = iter(range(1000))
 
     async def build(blocks: Sequence[Block] = (), **overrides: Any) -> DpiApp:
@@ -57,4 +58,13 @@ def conformance_of() -> Runner:
 
 @pytest.fixture
 async def kernel_report(make_app: AppFactory, conformance_of: Runner) -> RunReport:
+    """The suite against our kernel on SQLite (for tests about reports, not storage)."""
     return await conformance_of(await make_app())
+
+
+@pytest.fixture
+async def kernel_report_on_each_database(
+    make_app: AppFactory, conformance_of: Runner, database_url: str
+) -> RunReport:
+    """The suite against our kernel on SQLite and, when ``DPI_TEST_DATABASE_URL`` is set, on PostgreSQL."""
+    return await conformance_of(await make_app(database_url=database_url))

@@ -53,6 +53,16 @@ def test_the_kernel_cli_attaches_the_group() -> None:
         (["--target", "ftp://example.org"], "must be an absolute http:// or https:// URL"),
         (["--target", "not a url"], "must be an absolute http:// or https:// URL"),
         (["--target", "http://127.0.0.1:9", "--baseline", "{missing}"], "baseline file"),
+        (["--target", "http://127.0.0.1:9", "--baseline", "{under_a_file}"], "cannot be read: [Errno 20]"),
+        (
+            ["--target", "http://127.0.0.1:9", "--baseline", "{must_baseline}"],
+            "names MUST requirements (PLT-007); a baseline may accept SHOULD and MAY failures only",
+        ),
+        (
+            ["--target", "http://127.0.0.1:9", "--baseline", "{unknown_baseline}"],
+            "not in the catalogue: PLT-999",
+        ),
+        (["--target", "http://127.0.0.1:9", "--sign-key", "{under_a_file}"], "cannot read the signing key"),
         (
             ["--target", "http://127.0.0.1:9", "--sign-key", "{garbage}"],
             "is not an unencrypted PEM private key",
@@ -64,12 +74,55 @@ def test_the_kernel_cli_attaches_the_group() -> None:
 def test_usage_errors_exit_2_with_one_clear_line(tmp_path: Path, arguments: list[str], message: str) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
-    filled = [a.format(missing=tmp_path / "missing.json", garbage=garbage) for a in arguments]
+    must_baseline = tmp_path / "must.json"
+    must_baseline.write_text(json.dumps({"accepted": [{"requirement": "PLT-007", "reason": "proxy"}]}))
+    unknown_baseline = tmp_path / "unknown.json"
+    unknown_baseline.write_text(json.dumps({"accepted": [{"requirement": "PLT-999"}]}))
+    filled = [
+        a.format(
+            missing=tmp_path / "missing.json",
+            garbage=garbage,
+            must_baseline=must_baseline,
+            unknown_baseline=unknown_baseline,
+            under_a_file=garbage / "inside.json",
+        )
+        for a in arguments
+    ]
     result = CliRunner().invoke(conformance_group, ["run", *filled, "--report-dir", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert message in result.output
+    if "Usage:" not in result.output:  # click's own usage errors come with its usage lines
+        assert result.output.startswith("dpi conformance: ")
+        assert result.output.count("\n") == 1
     assert "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_an_unwritable_report_dir_exits_2_before_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    report_dir = blocker / "report"
+    # The target is unreachable: reaching the run would say so instead.
+    target = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        conformance_group, ["run", "--target", target, "--report-dir", str(report_dir)]
+    )
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"dpi conformance: cannot write reports to {report_dir}: Not a directory"
+    ]
+
+
+def test_verify_an_unreadable_summary_exits_2_with_one_line(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": []}))
+    empty_report = tmp_path / "report"
+    empty_report.mkdir()
+    result = CliRunner().invoke(conformance_group, ["verify", str(empty_report), "--jwks", str(jwks)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"dpi conformance: cannot read {empty_report / 'summary.jws'}: No such file or directory"
+    ]
 
 
 def test_an_unreachable_target_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -149,4 +202,9 @@ def test_dpi_conformance_run_over_the_network(served_app: str, tmp_path: Path) -
     )
     assert verified.exit_code == 0
     assert f"signed by {key.kid}" in verified.output
-    assert json.loads((report_dir / "report.json").read_text())["target"] == served_app
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["target"] == served_app
+    statuses = {result["requirement"]: result["status"] for result in report["results"]}
+    # granian answers the oversized body with 413 and closes before reading it: that must be heard.
+    assert statuses["PLT-012"] == "pass", report["results"]
+    assert set(statuses.values()) == {"pass"}

@@ -26,6 +26,11 @@ async def failing_report(make_app: AppFactory, conformance_of: Runner) -> RunRep
     return await conformance_of(Rewrite(await make_app(), MIDDLEWARE_BREAKS["no X-Request-Id"]))
 
 
+@pytest.fixture
+async def failing_should_report(make_app: AppFactory, conformance_of: Runner) -> RunReport:
+    return await conformance_of(Rewrite(await make_app(), MIDDLEWARE_BREAKS["413 answered as 422"]))
+
+
 def test_every_report_is_written_and_names_every_requirement(
     kernel_report: RunReport, tmp_path: Path
 ) -> None:
@@ -137,14 +142,35 @@ def test_a_signed_summary_whose_verdict_contradicts_its_results_is_invalid(kerne
     assert any("counts" in problem for problem in outcome.problems)
 
 
-def test_accepted_results_are_visible_in_every_report(failing_report: RunReport, tmp_path: Path) -> None:
+def test_a_signed_summary_accepting_a_must_failure_is_invalid(failing_report: RunReport) -> None:
+    from dpi.signing import sign_compact
+
+    key = SigningKey.generate()
+    summary = failing_report.summary()
+    for result in summary["results"]:
+        if result["requirement"] == "PLT-007":
+            result["status"] = "accepted"
+    summary["counts"] = {**summary["counts"], "fail": 0, "accepted": 1}
+    summary["verdict"] = "pass"
+    token = sign_compact(summary, key, typ="dpi-conformance+jws")
+    outcome = verify_summary(token, {"keys": [key.public_jwk()]})
+    assert not outcome.valid
+    assert "PLT-007 is a MUST requirement marked accepted; only SHOULD and MAY failures may be accepted" in (
+        outcome.problems
+    )
+    assert "the verdict 'pass' does not follow from the results" in outcome.problems
+
+
+def test_accepted_results_are_visible_in_every_report(
+    failing_should_report: RunReport, tmp_path: Path
+) -> None:
     from conformance_tests import Baseline
 
     accepted = tuple(
-        RequirementResult.fold(r.profile, r.requirement, r.tests, r.findings, Baseline({"PLT-007": "known"}))
-        for r in failing_report.results
+        RequirementResult.fold(r.profile, r.requirement, r.tests, r.findings, Baseline({"PLT-012": "known"}))
+        for r in failing_should_report.results
     )
-    report = replace(failing_report, results=accepted)
+    report = replace(failing_should_report, results=accepted)
     files = write_reports(report, tmp_path, SigningKey.generate())
     assert 'class="status accepted"' in files.html.read_text()
     assert json.loads(files.json.read_text())["counts"]["accepted"] == 1

@@ -171,6 +171,12 @@ VALID_REQUEST = {"schema": "health@1.0.0", "instance": {"status": "pass"}}
         ),
         (json.dumps(VALID_REQUEST).encode(), {}, 415, "request.unsupported_media_type"),
         (b"[]", {"content-type": "application/json"}, 422, "request.invalid"),
+        (
+            b'{"schema": "health", "instance": ' + b"[" * 500 + b"]" * 500 + b"}",
+            {"content-type": "application/json"},
+            422,
+            "request.invalid",
+        ),
         (b'{"schema": "health"}', {"content-type": "application/json"}, 422, "request.invalid"),
         (b'{"schema": 7, "instance": {}}', {"content-type": "application/json"}, 422, "request.invalid"),
         (

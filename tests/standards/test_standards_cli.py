@@ -54,12 +54,29 @@ def test_validate_lists_every_issue_with_pointer_and_reason_code(tmp_path: Path)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines == [
-        "/: schema.additional_property: Additional properties are not allowed ('x' was unexpected)",
-        "/: schema.required: 'date_of_birth' is a required property",
+        "(root): schema.required: 'date_of_birth' is a required property",
         "/names/0/given_name: schema.min_length: must be at least 1 characters long",
         '/sex: schema.enum: must be one of "female", "male", "other", "not_known"',
+        "/x: schema.additional_property: is not an allowed member",
     ]
     assert "Traceback" not in result.output
+
+
+def test_validate_names_the_empty_member_apart_from_the_root(tmp_path: Path) -> None:
+    # RFC 6901: "" is the whole document, "/" the member named "".
+    result = _run("validate", "health", _write(tmp_path / "health.json", {"": 1}))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "(root): schema.required: 'status' is a required property",
+        "/: schema.additional_property: is not an allowed member",
+    ]
+
+
+def test_validate_does_not_echo_member_names_in_messages(tmp_path: Path) -> None:
+    secret = "amina.benali@example.com 1980-01-01"
+    result = _run("validate", "health", _write(tmp_path / "health.json", {"status": "pass", secret: 1}))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [f"/{secret}: schema.additional_property: is not an allowed member"]
 
 
 @pytest.mark.parametrize(
@@ -73,6 +90,24 @@ def test_validate_unreadable_file_exits_2_with_one_line(tmp_path: Path, content:
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+NESTED_TOO_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("command", ["validate", "check-compat-old", "check-compat-new"])
+def test_deeply_nested_files_exit_2_with_one_line(tmp_path: Path, command: str) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(NESTED_TOO_DEEP, encoding="utf-8")
+    fine = _write(tmp_path / "schema.json", {"type": "object"})
+    arguments = {
+        "validate": ["validate", "person", str(deep)],
+        "check-compat-old": ["check-compat", str(deep), fine],
+        "check-compat-new": ["check-compat", fine, str(deep)],
+    }[command]
+    result = _run(*arguments)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"Error: {deep} is nested too deeply to process"]
 
 
 def test_validate_missing_file_exits_2(tmp_path: Path) -> None:
@@ -89,6 +124,7 @@ def test_check_compat_reports_breaking_changes_and_exits_1(tmp_path: Path) -> No
     result = _run("check-compat", _write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new))
     assert result.exit_code == 1
     assert "/required: required_added: now required: details" in result.stdout
+    assert "(root)" not in result.stdout
     assert "/properties/message/maxLength: bound_tightened: maxLength is now 100 (was 1000)" in result.stdout
 
 
