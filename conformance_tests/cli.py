@@ -9,6 +9,7 @@ JWKS cannot be read. Every exit 2 prints one line, ``dpi conformance: <reason>``
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +24,7 @@ from conformance_tests.results import Baseline
 from conformance_tests.runner import check_target_url, run_conformance
 from conformance_tests.signed_summary import load_jwks, load_signing_key, verify_summary
 from conformance_tests.target import RunOptions, TargetUnreachable
+from conformance_tests.tokens import TokenMinter
 from dpi.keys import SigningKey
 
 __all__ = ["conformance_group"]
@@ -117,6 +119,25 @@ def list_profiles() -> None:
     show_default=True,
     help="Seconds to wait for each response.",
 )
+@click.option(
+    "--token-key",
+    type=click.Path(path_type=Path),
+    help="PEM private key the suite signs access tokens with (profiles with authorised APIs, e.g. consent); "
+    "the target must trust its JWKS, printed by `dpi conformance token-jwks`.",
+)
+@click.option(
+    "--token-issuer",
+    default="urn:dpi:conformance",
+    show_default=True,
+    help="Issuer (iss) of the suite's access tokens, as configured on the target.",
+)
+@click.option(
+    "--callback-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for an asynchronous message (a notification or callback).",
+)
 def run(
     target: str,
     profile_names: tuple[str, ...],
@@ -126,6 +147,9 @@ def run(
     max_examples: int,
     seed: int,
     timeout: float,
+    token_key: Path | None,
+    token_issuer: str,
+    callback_timeout: float,
 ) -> None:
     """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports.
 
@@ -143,10 +167,17 @@ def run(
     try:
         accepted = Baseline.load(baseline) if baseline is not None else Baseline()
         key = load_signing_key(sign_key) if sign_key is not None else SigningKey.generate()
+        tokens = TokenMinter(load_signing_key(token_key), token_issuer) if token_key is not None else None
     except ValueError as error:  # BaselineError is a ValueError
         raise _UsageProblem(str(error)) from None
     _prepare_report_dir(report_dir)
-    options = RunOptions(max_examples=max_examples, seed=seed, timeout=timeout)
+    options = RunOptions(
+        max_examples=max_examples,
+        seed=seed,
+        timeout=timeout,
+        tokens=tokens,
+        callback_timeout=callback_timeout,
+    )
     try:
         report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
     except TargetUnreachable as error:
@@ -161,6 +192,19 @@ def run(
         f"{files.summary.name} (verify with {files.jwks.name})"
     )
     sys.exit(0 if report.verdict == "pass" else 1)
+
+
+@conformance_group.command("token-jwks")
+@click.option(
+    "--token-key", type=click.Path(path_type=Path), required=True, help="The PEM key given to `run`."
+)
+def token_jwks(token_key: Path) -> None:
+    """Print the JWKS a target must trust to accept the suite's access tokens during a run."""
+    try:
+        key = load_signing_key(token_key)
+    except ValueError as error:
+        raise _UsageProblem(str(error)) from None
+    click.echo(json.dumps({"keys": [key.public_jwk()]}, indent=2))
 
 
 @conformance_group.command("verify")

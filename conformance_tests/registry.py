@@ -11,7 +11,7 @@ from conformance_tests.model import Profile
 
 __all__ = ["UnknownProfile", "find_profile", "known_profiles", "register_profile"]
 
-_BUILT_IN_MODULES = ("conformance_tests.profiles.platform",)
+_BUILT_IN_MODULES = ("conformance_tests.profiles.platform", "conformance_tests.profiles.consent")
 _PROFILES: dict[str, Profile] = {}
 
 

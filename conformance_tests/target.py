@@ -26,6 +26,7 @@ import h11
 import httpx
 
 from conformance_tests.model import Evidence
+from conformance_tests.tokens import TokenMinter
 
 __all__ = [
     "DEFAULT_ENDPOINTS",
@@ -58,13 +59,17 @@ class TargetUnreachable(Exception):
 @dataclass(frozen=True)
 class RunOptions:
     """Options of one run: generated cases per operation and mode, hypothesis seed, per-request timeout,
-    and the wall-clock budget of the generated phase (operations left when it runs out count as skipped).
+    and the wall-clock budget of the generated phase (operations left when it runs out count as skipped);
+    ``tokens`` issues the access tokens profiles with authorised APIs need (the target trusts its JWKS);
+    ``callback_timeout`` bounds the wait for asynchronous messages (notifications, callbacks).
     """
 
     max_examples: int = 25
     seed: int = 0
     timeout: float = 10.0
     generated_phase_budget: float = 300.0
+    tokens: TokenMinter | None = None
+    callback_timeout: float = 20.0
 
     def __post_init__(self) -> None:
         if self.max_examples < 1:
@@ -152,6 +157,8 @@ class TargetSession:
         self._capabilities: Exchange | None = None
         self._openapi: dict[str, Any] | None = None
         self._openapi_loaded = False
+        # Setup a profile shares between its tests (agreements created, subjects used, ...).
+        self.state: dict[str, Any] = {}
 
     def url(self, path_or_url: str) -> str:
         """``path_or_url`` resolved against the target's base URL (absolute URLs are kept)."""

@@ -459,6 +459,8 @@ class ConsentService:
         await self._append_event(
             session, row, Action.REQUEST, None, State.REQUESTED, actor, Channel.API, None, None, now
         )
+        # A new request changes what a check answers (not_found becomes pending): caches must hear of it.
+        await self._announce(session, row)
         return row
 
     async def act(

@@ -542,7 +542,7 @@ BAD_WEBHOOKS: list[tuple[str, str, dict[str, Any], str, str]] = [
         CONSUMER,
         {"member": CONSUMER, "url": CONSUMER_URL, "events": ["withdrawn"], "x": 1},
         "request.invalid",
-        "",
+        "/x",
     ),
     (
         "member id, not subsystem",
