@@ -555,12 +555,14 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
             errors=_AUTHENTICATED,
         ).as_opt(),
     )
-    async def check(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def check(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         body = await read_json(request, "consent-check-request@1.0.0")
         await authenticate(request, SCOPE_CHECK)
-        # Straight to the checker, not through a cache: a permit counts the access against the
-        # agreement's frequency limit, which a cached answer would skip.
-        return await runtime.checker.check(body)
+        # Straight to the checker; the answer tells a client's cache whether it may keep it: never a
+        # decision that counted an access against a frequency limit, which a cached answer would skip.
+        decision = await runtime.checker.decide(body)
+        cache_control = "private" if decision.cacheable else "no-store"
+        return Response(decision.document, headers={"Cache-Control": cache_control})
 
     # --- webhooks and deliveries --------------------------------------------------------------------
 

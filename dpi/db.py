@@ -34,7 +34,10 @@ KERNEL_MIGRATIONS: Final = _SCRIPT_LOCATION / "versions"
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine for ``url``; a SQLite file gets its directory created, WAL mode and foreign keys."""
+    """An async engine for ``url``; a SQLite file gets its directory created, WAL mode and foreign keys.
+
+    A PostgreSQL URL may end in ``?search_path=SCHEMA`` to keep every table in that schema.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -44,7 +47,17 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     options.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **options)
+    search_path = parsed.query.get("search_path")
+    if isinstance(search_path, str) and search_path:
+        # A deployment may keep dpi-blocks in its own schema: postgresql+asyncpg://.../db?search_path=dpi
+        parsed = parsed.difference_update_query(["search_path"])
+        connect_args = dict(options.pop("connect_args", {}))
+        connect_args["server_settings"] = {
+            **connect_args.get("server_settings", {}),
+            "search_path": search_path,
+        }
+        options["connect_args"] = connect_args
+    return create_async_engine(parsed, **options)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

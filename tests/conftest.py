@@ -1,8 +1,8 @@
 """Fixtures shared by every test: a database on SQLite and, when configured, on PostgreSQL.
 
 Set ``DPI_TEST_DATABASE_URL`` (e.g. ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) and
-every test that takes ``database_url`` runs twice: once on a SQLite file, once on a fresh
-PostgreSQL database created for that test and dropped after it.
+every test that takes ``database_url`` runs twice: once on a SQLite file, once on PostgreSQL in a
+fresh schema created for that test and dropped after it.
 """
 
 from __future__ import annotations
@@ -42,12 +42,18 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
         return
-    name = f"dpi_test_{uuid.uuid4().hex[:16]}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    # A fresh schema per test (the URL's search_path): as isolated as a database for our tables, and
+    # an order of magnitude cheaper to create and drop than one.
+    schema = f"dpi_test_{uuid.uuid4().hex[:16]}"
+    await _admin(f'CREATE SCHEMA "{schema}"')
     try:
-        yield make_url(_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield (
+            make_url(_POSTGRES_URL)
+            .update_query_dict({"search_path": schema})
+            .render_as_string(hide_password=False)
+        )
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from conformance_tests import Baseline, RunOptions, RunReport, run_conformance
 from dpi.app import DpiApp, create_app, migrate
 from dpi.blocks import Block
 from dpi.settings import Settings
+from tests.serving import serving
 
 TARGET = "http://testserver"
 # Small enough to keep each run around a second, large enough to reach the bodies' branches.
@@ -48,7 +48,7 @@ def conformance_of() -> Runner:
         options: RunOptions = TEST_OPTIONS,
         baseline: Baseline | None = None,
     ) -> RunReport:
-        async with AsyncTestClient(app=app):
+        async with serving(app):
             return await run_conformance(
                 TARGET, profiles, options=options, baseline=baseline, transport=httpx.ASGITransport(app=app)
             )

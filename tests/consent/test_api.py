@@ -38,6 +38,7 @@ from tests.consent.conftest import (
     YOUSSEF,
     TokenIssuer,
 )
+from tests.serving import serving
 
 Json = dict[str, Any]
 UNKNOWN_ID = "0b7e4c1a-3f5d-4e2b-9a8c-1d2e3f4a5b6c"
@@ -922,7 +923,7 @@ async def test_the_platform_profile_still_passes_with_the_consent_block(
 ) -> None:
     await migrate(sqlite_settings, [consent_block_under_test])
     app = create_app(sqlite_settings, blocks=[consent_block_under_test])
-    async with AsyncTestClient(app=app):
+    async with serving(app):
         report = await run_conformance(
             "http://testserver",
             ["platform"],

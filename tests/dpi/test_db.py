@@ -42,6 +42,27 @@ async def test_upgrade_is_idempotent_and_adds_new_branches_later(engine: AsyncEn
     assert (await db.upgrade(engine, [MIGRATIONS])).current == {"dpi_0001", "ledger_0001"}
 
 
+async def test_postgresql_search_path_keeps_tables_in_their_schema(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("search_path is PostgreSQL's")
+    await db.upgrade(engine)
+    async with engine.connect() as connection:
+        schema = (await connection.execute(text("SELECT current_schema()"))).scalar_one()
+        found = (
+            (
+                await connection.execute(
+                    text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'dpi_outbox'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert schema.startswith("dpi_test_")
+    assert found == [schema]
+
+
 async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
     engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/nested/dir/wal.sqlite3")
     try:
