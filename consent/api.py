@@ -33,6 +33,7 @@ from consent.auth import (
     SCOPE_WEBHOOKS,
     Principal,
     bearer_token,
+    operator_id,
     require_scope,
 )
 from consent.chain import chain_document
@@ -458,15 +459,15 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
         if body["channel"] != Channel.ASSISTED.value:
             raise _body_refusal("/channel", "an operator acts through the assisted channel")
         principal = await authenticate(request, SCOPE_OPERATOR)
-        operator_id = principal.operator_id
-        if operator_id is None or not _ACTOR_ID.match(operator_id):
+        operator = operator_id(principal)
+        if operator is None or not _ACTOR_ID.match(operator):
             raise _actor_not_allowed("the token's subject is not a usable operator id")
-        if body.get("operator_id", operator_id) != operator_id:
+        if body.get("operator_id", operator) != operator:
             raise _actor_not_allowed("operator_id must be the operator the token names")
         result = await service.act(
             wanted,
             chosen,
-            Actor(ActorRole.OPERATOR, operator_id),
+            Actor(ActorRole.OPERATOR, operator),
             channel=Channel.ASSISTED,
             notice=body.get("notice"),
             reason=body.get("reason"),
