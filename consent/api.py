@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import select
 
 from consent import notifications
 from consent.auth import (
     SCOPE_ADMIN,
     SCOPE_CHECK,
+    SCOPE_GUARDIANSHIP,
     SCOPE_INVALIDATE,
     SCOPE_OPERATOR,
     SCOPE_REQUEST,
@@ -38,8 +39,7 @@ from consent.auth import (
 )
 from consent.chain import chain_document
 from consent.exports import iso27560_record, kantara_receipt
-from consent.lifecycle import OPEN_STATES, Action, ActorRole, Channel, State
-from consent.models import ConsentRow
+from consent.lifecycle import Action, ActorRole, Channel, State
 from consent.service import Actor, ActResult
 from dpi.contract import Contract, Parameter
 from dpi.errors import DpiError, ErrorDetail, read_json
@@ -154,6 +154,12 @@ def _actor_not_allowed(message: str) -> DpiError:
     return DpiError("consent.actor_not_allowed", message)
 
 
+def _in_force(guardianship: Mapping[str, Any], now: datetime) -> bool:
+    """A guardianship with no end date, or before it: a former guardian no longer sees the record."""
+    until = guardianship.get("until")
+    return until is None or now.date() < date.fromisoformat(until)
+
+
 def _listing(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"items": list(records[:_MAX_LISTED]), "total": len(records)}
 
@@ -191,7 +197,8 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
         record = await service.record(consent_id)
         if record["subject"] == principal.subject:
             return record, Actor(ActorRole.SUBJECT, principal.subject)
-        if record.get("guardianship", {}).get("guardian") == principal.subject:
+        guardianship = record.get("guardianship", {})
+        if guardianship.get("guardian") == principal.subject and _in_force(guardianship, service.clock()):
             return record, Actor(ActorRole.GUARDIAN, principal.subject)
         raise DpiError("consent.not_found", _NO_SUCH_CONSENT)
 
@@ -263,20 +270,12 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
         body = await read_json(request, "consent-request@1.0.0")
         principal = await authenticate(request, SCOPE_REQUEST)
         member = member_of(principal)
-        async with sessions() as session:
-            already_open = set(
-                (
-                    await session.scalars(
-                        select(ConsentRow.consent_id).where(
-                            ConsentRow.agreement_id == body["agreement_id"],
-                            ConsentRow.subject == body["subject"],
-                            ConsentRow.state.in_([state.value for state in OPEN_STATES]),
-                        )
-                    )
-                ).all()
-            )
-        record = await service.request(body, Actor(ActorRole.CONTROLLER, member))
-        return Response(record, status_code=200 if record["consent_id"] in already_open else 201)
+        record, created = await service.request_consent(
+            body,
+            Actor(ActorRole.CONTROLLER, member),
+            guardianship_attested=SCOPE_GUARDIANSHIP in principal.scopes,
+        )
+        return Response(record, status_code=201 if created else 200)
 
     # --- the citizen's own consents -----------------------------------------------------------------
 

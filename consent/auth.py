@@ -9,6 +9,7 @@
 ``consent:operator``          a service-centre operator acts with the subject present (``sub``)
 ``consent:webhooks``          a consumer or provider manages its webhooks (``member`` claim)
 ``consent:self``              a citizen (``sub`` is their sector pseudonym), also as a guardian
+``consent:guardianship``      a registry or authority attests a guardianship when asking for consent
 ============================  ==================================================================
 """
 
@@ -21,6 +22,7 @@ from dpi.tokens import JwtTokenVerifier, Principal, TokenVerifier, bearer_token,
 __all__ = [
     "SCOPE_ADMIN",
     "SCOPE_CHECK",
+    "SCOPE_GUARDIANSHIP",
     "SCOPE_INVALIDATE",
     "SCOPE_OPERATOR",
     "SCOPE_REQUEST",
@@ -43,6 +45,7 @@ SCOPE_INVALIDATE: Final = "consent:invalidate"
 SCOPE_OPERATOR: Final = "consent:operator"
 SCOPE_WEBHOOKS: Final = "consent:webhooks"
 SCOPE_SELF: Final = "consent:self"
+SCOPE_GUARDIANSHIP: Final = "consent:guardianship"
 
 
 def operator_id(principal: Principal) -> str | None:

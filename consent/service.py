@@ -25,6 +25,7 @@ Rules written down (and tested in ``tests/consent``):
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ __all__ = [
     "record_document",
     "timestamp",
 ]
+
+_log = logging.getLogger("consent.service")
 
 GENESIS_HASH: Final = "sha256:" + "0" * 64
 NOTIFICATION_TOPIC: Final = "consent.notification"
@@ -112,9 +115,6 @@ class Actor:
     role: ActorRole
     id: str | None = None
 
-    def as_document(self) -> dict[str, str]:
-        return {"role": self.role.value, **({"id": self.id} if self.id else {})}
-
 
 SYSTEM: Final = Actor(ActorRole.SYSTEM)
 
@@ -160,10 +160,8 @@ def record_document(row: ConsentRow, now: datetime) -> dict[str, Any]:
             "role": row.granted_role,
             **({"actor": row.granted_actor} if row.granted_actor else {}),
         }
-    if row.guardian is not None and row.guardian_basis is not None:
-        guardianship: dict[str, Any] = {"guardian": row.guardian, "basis": row.guardian_basis}
-        if row.guardian_until is not None:
-            guardianship["until"] = row.guardian_until.isoformat()
+    guardianship = _guardianship_of(row)
+    if guardianship is not None:
         document["guardianship"] = guardianship
     if row.valid_from is not None:
         document["valid_from"] = timestamp(row.valid_from)
@@ -280,11 +278,24 @@ class ConsentService:
                     if attempt == _ATTEMPTS - 1:
                         raise
                     continue
-            for row in changed:
-                for listener in list(self.listeners):
-                    await listener(row.consent_id, row.subject)
+                # Straight after the commit, before anything else can await: a cache attached in this
+                # process forgets the consent before any other coroutine can be answered from it.
+                await self._tell_listeners(changed)
             return result, changed
         raise AssertionError("unreachable")
+
+    async def _tell_listeners(self, changed: list[ConsentRow]) -> None:
+        for row in changed:
+            for listener in list(self.listeners):
+                try:
+                    await listener(row.consent_id, row.subject)
+                except (
+                    Exception
+                ) as error:  # the change is committed; a listener's failure must not undo the answer
+                    _log.error(
+                        "consent change listener failed",
+                        extra={"event": "consent_listener_failed", "exception_type": type(error).__name__},
+                    )
 
     async def _announce(self, session: AsyncSession, row: ConsentRow) -> None:
         session.info["changed"].append(row)
@@ -301,7 +312,7 @@ class ConsentService:
         now = self.clock()
 
         async def work(session: AsyncSession) -> dict[str, Any]:
-            latest = await _latest_agreement(session, draft["agreement_id"])
+            latest = await _latest_agreement(session, draft["agreement_id"], lock="update")
             version = 1 if latest is None else latest.version + 1
             document = dict(draft)
             document["version"] = version
@@ -353,7 +364,12 @@ class ConsentService:
             if carry_over:
                 row.agreement_version = new["version"]
                 row.fields = sorted(row_field for row_field in row.fields if row_field in _all_fields(new))
+                if row.valid_from is not None and row.valid_until is not None:
+                    longest = _aware(row.valid_from) + timedelta(days=new["max_validity_days"])
+                    row.valid_until = min(_aware(row.valid_until), longest)
                 row.updated_at = now
+                # Fewer fields or a shorter validity change what a check answers: caches must hear of it.
+                await self._announce(session, row)
                 continue
             await self._apply(session, row, Action.SUPERSEDE, SYSTEM, Channel.SYSTEM, None, None, now, new)
             await self._new_request(
@@ -383,17 +399,34 @@ class ConsentService:
 
     # --- records ------------------------------------------------------------------------------------
 
-    async def request(self, body: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
-        """Ask a subject for consent under the latest version of an agreement (``consent-request``).
+    async def request(
+        self, body: Mapping[str, Any], actor: Actor, *, guardianship_attested: bool = False
+    ) -> dict[str, Any]:
+        """Ask a subject for consent under the latest version of an agreement (``consent-request``)."""
+        record, _ = await self.request_consent(body, actor, guardianship_attested=guardianship_attested)
+        return record
+
+    async def request_consent(
+        self, body: Mapping[str, Any], actor: Actor, *, guardianship_attested: bool = False
+    ) -> tuple[dict[str, Any], bool]:
+        """Ask a subject for consent; returns the record and whether it was created.
 
         Asking again while an earlier request or consent for the same agreement is still open returns
-        that one instead of creating a second.
+        that one instead of creating a second. A guardianship is accepted only when the caller's source
+        is attested for it (a registry or an authority): a data consumer stating who the guardian is
+        could otherwise choose who consents.
         """
         standards.validator("consent-request").check(dict(body))
+        if "guardianship" in body and not guardianship_attested:
+            raise DpiError(
+                "consent.actor_not_allowed",
+                "a guardianship can only be stated by an attested source",
+                details=[ErrorDetail("/guardianship", "consent.actor_not_allowed", "not from this caller")],
+            )
         now = self.clock()
 
-        async def work(session: AsyncSession) -> dict[str, Any]:
-            agreement_row = await _latest_agreement(session, body["agreement_id"])
+        async def work(session: AsyncSession) -> tuple[dict[str, Any], bool]:
+            agreement_row = await _latest_agreement(session, body["agreement_id"], lock="share")
             if agreement_row is None:
                 raise DpiError("agreement.not_found", f"no agreement {body['agreement_id']}")
             agreement = agreement_row.document
@@ -409,7 +442,7 @@ class ConsentService:
                 )
             )
             if existing is not None and effective_state(existing, now)[0] in OPEN_STATES:
-                return record_document(existing, now)
+                return record_document(existing, now), False
             row = await self._new_request(
                 session,
                 agreement,
@@ -419,10 +452,10 @@ class ConsentService:
                 actor,
                 now,
             )
-            return record_document(row, now)
+            return record_document(row, now), True
 
-        document, _ = await self._transaction(work)
-        return document
+        outcome, _ = await self._transaction(work)
+        return outcome
 
     async def _new_request(
         self,
@@ -522,9 +555,8 @@ class ConsentService:
             )
             row.valid_from = now
             row.valid_until = now + timedelta(days=validity)
-            row.granted_role = (
-                actor.role.value if actor.role is not ActorRole.OPERATOR else ActorRole.SUBJECT.value
-            )
+            # An operator's approval is recorded as the operator's (assisted), never as the subject's own.
+            row.granted_role = actor.role.value
             row.granted_actor = actor.id
             row.requires_reconfirmation = False
         elif action is Action.REQUIRE_RECONFIRMATION:
@@ -654,7 +686,8 @@ class ConsentService:
         return record_document(row, self.clock())
 
     async def records_for_subject(self, subject: str, *, guardian: bool = False) -> list[dict[str, Any]]:
-        """A subject's consents, newest first (or, with ``guardian``, those where they are the guardian)."""
+        """A subject's consents, newest first (or, with ``guardian``, those whose guardian they are while
+        the guardianship is in force: a former guardian sees nothing of them)."""
         column = ConsentRow.guardian if guardian else ConsentRow.subject
         async with self.sessions() as session:
             rows = (
@@ -663,7 +696,7 @@ class ConsentService:
                 )
             ).all()
         now = self.clock()
-        return [record_document(row, now) for row in rows]
+        return [record_document(row, now) for row in rows if not guardian or _guardianship_in_force(row, now)]
 
     async def history(self, consent_id: str) -> list[dict[str, Any]]:
         async with self.sessions() as session:
@@ -740,13 +773,20 @@ def _guardianship_of(row: ConsentRow) -> dict[str, Any] | None:
     return guardianship
 
 
-async def _latest_agreement(session: AsyncSession, agreement_id: str) -> AgreementRow | None:
-    return await session.scalar(
+async def _latest_agreement(
+    session: AsyncSession, agreement_id: str, *, lock: str | None = None
+) -> AgreementRow | None:
+    """The latest version; ``lock`` ("share" for a request, "update" for a new version) keeps a request
+    and a new version from passing each other, so no request is left on a superseded version."""
+    query = (
         select(AgreementRow)
         .where(AgreementRow.agreement_id == agreement_id)
         .order_by(AgreementRow.version.desc())
         .limit(1)
     )
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    return await session.scalar(query)
 
 
 async def _agreement_row(session: AsyncSession, agreement_id: str, version: int) -> dict[str, Any]:
@@ -807,6 +847,11 @@ def _authorise(
         if not actor.id or channel is not Channel.ASSISTED:
             raise DpiError(
                 "consent.actor_not_allowed", "an operator acts only through the assisted channel, with an id"
+            )
+        # The operator acts for the subject who is present, so the subject's own limits apply.
+        if action in _DECISIONS and row.guardian_basis == "minor" and _guardianship_in_force(row, now):
+            raise DpiError(
+                "consent.actor_not_allowed", "while under guardianship, the guardian decides on requests"
             )
     elif actor.role is ActorRole.CONTROLLER:
         if actor.id != agreement["consumer"]:

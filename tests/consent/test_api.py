@@ -72,10 +72,16 @@ def _valid(name: str, document: Any) -> None:
 
 
 async def _ask(client: httpx.AsyncClient, issuer: TokenIssuer, subject: str = AMINA, **extra: Any) -> Json:
+    # Only an attested source (a registry or an authority) may state a guardianship.
+    headers = (
+        issuer.headers("civil-registry-client", "consent:request", "consent:guardianship", member=CONSUMER)
+        if "guardianship" in extra
+        else _consumer(issuer)
+    )
     response = await client.post(
         "/consent/v1/consents",
         json={"agreement_id": "mol-jobseeker-registration", "subject": subject, **extra},
-        headers=_consumer(issuer),
+        headers=headers,
     )
     assert response.status_code == 201, response.text
     record: Json = response.json()
@@ -1049,3 +1055,41 @@ async def test_the_block_runs_its_background_rounds_and_stops_with_the_app(
                 break
             await asyncio.sleep(0.01)
         assert [signature["seq"] for signature in signatures] == [1]
+
+
+async def test_a_consumer_cannot_choose_the_guardian(
+    consent_client: httpx.AsyncClient, token_issuer: TokenIssuer, published_agreement: Json
+) -> None:
+    response = await consent_client.post(
+        "/consent/v1/consents",
+        json={
+            "agreement_id": "mol-jobseeker-registration",
+            "subject": MINOR,
+            "guardianship": {"guardian": GUARDIAN, "basis": "minor"},
+        },
+        headers=_consumer(token_issuer),
+    )
+    assert (response.status_code, response.json()["reason_code"]) == (403, "consent.actor_not_allowed")
+    mine = await consent_client.get("/consent/v1/me/consents", headers=_self(token_issuer, MINOR))
+    assert mine.json()["total"] == 0
+
+
+async def test_a_former_guardian_sees_nothing(
+    consent_client: httpx.AsyncClient, token_issuer: TokenIssuer, published_agreement: Json
+) -> None:
+    record = await _ask(
+        consent_client,
+        token_issuer,
+        MINOR,
+        guardianship={"guardian": GUARDIAN, "basis": "minor", "until": "2001-01-01"},
+    )
+    path = f"/consent/v1/me/consents/{record['consent_id']}"
+    for suffix in ("", "/history", "/receipts", "/export/kantara"):
+        response = await consent_client.get(path + suffix, headers=_self(token_issuer, GUARDIAN))
+        assert (response.status_code, response.json()["reason_code"]) == (404, "consent.not_found")
+    listing = await consent_client.get("/consent/v1/me/consents", headers=_self(token_issuer, GUARDIAN))
+    assert listing.json()["total"] == 0
+    withdrawal = await consent_client.post(
+        f"{path}/withdraw", json={"channel": "web"}, headers=_self(token_issuer, GUARDIAN)
+    )
+    assert withdrawal.status_code == 404

@@ -90,6 +90,7 @@ async def _request(service: ConsentService, **body: Any) -> str:
     record = await service.request(
         {"agreement_id": "mol-jobseeker-registration", "subject": AMINA, **body},
         Actor(ActorRole.CONTROLLER, CONSUMER),
+        guardianship_attested="guardianship" in body,
     )
     return str(record["consent_id"])
 

@@ -4,7 +4,6 @@ expiry without anyone calling, new agreement versions, the event chain, receipts
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,7 +101,9 @@ def subject(pseudonym: str = AMINA) -> Actor:
 
 async def requested(world: World, who: str = AMINA, **request: Any) -> dict[str, Any]:
     return await world.service.request(
-        {"agreement_id": "mol-jobseeker-registration", "subject": who, **request}, CONTROLLER
+        {"agreement_id": "mol-jobseeker-registration", "subject": who, **request},
+        CONTROLLER,
+        guardianship_attested="guardianship" in request,
     )
 
 
@@ -274,7 +275,64 @@ async def test_assisted_operator_is_recorded_as_such(world: World) -> None:
     )
     assert result.event["actor"] == {"role": "operator", "id": "operator-17"}
     assert result.event["channel"] == "assisted"
-    assert result.record["granted_by"] == {"role": "subject", "actor": "operator-17"}
+    assert result.record["granted_by"] == {"role": "operator", "actor": "operator-17"}
+
+
+async def test_an_operator_cannot_decide_for_a_minor_under_guardianship(world: World) -> None:
+    agreement = await world.service.publish_agreement(agreement_draft())
+    record = await requested(
+        world, YOUSSEF, guardianship={"guardian": GUARDIAN, "basis": "minor", "until": "2030-01-01"}
+    )
+    with pytest.raises(DpiError, match=r"consent\.actor_not_allowed"):
+        await world.service.act(
+            record["consent_id"],
+            Action.APPROVE,
+            Actor(ActorRole.OPERATOR, "operator-17"),
+            channel=Channel.ASSISTED,
+            notice=notice_of(agreement),
+        )
+    assert (await world.service.record(record["consent_id"]))["state"] == "REQUESTED"
+
+
+async def test_a_consumer_cannot_state_a_guardianship(world: World) -> None:
+    await world.service.publish_agreement(agreement_draft())
+    with pytest.raises(DpiError, match=r"consent\.actor_not_allowed"):
+        await world.service.request(
+            {
+                "agreement_id": "mol-jobseeker-registration",
+                "subject": YOUSSEF,
+                "guardianship": {"guardian": GUARDIAN, "basis": "minor"},
+            },
+            CONTROLLER,
+        )
+    assert await world.service.records_for_subject(YOUSSEF) == []
+
+
+async def test_a_guardian_may_withdraw_while_in_force_and_not_after(world: World) -> None:
+    agreement = await world.service.publish_agreement(agreement_draft())
+    record = await requested(
+        world, YOUSSEF, guardianship={"guardian": GUARDIAN, "basis": "minor", "until": "2027-01-01"}
+    )
+    guardian = Actor(ActorRole.GUARDIAN, GUARDIAN)
+    await world.service.act(
+        record["consent_id"], Action.APPROVE, guardian, channel=Channel.WEB, notice=notice_of(agreement)
+    )
+    await world.service.act(record["consent_id"], Action.PAUSE, guardian, channel=Channel.WEB)
+    world.clock.now = datetime(2027, 1, 2, tzinfo=UTC)
+    assert await world.service.records_for_subject(GUARDIAN, guardian=True) == []
+    with pytest.raises(DpiError, match=r"consent\.actor_not_allowed"):
+        await world.service.act(record["consent_id"], Action.WITHDRAW, guardian, channel=Channel.WEB)
+
+
+async def test_a_carried_over_consent_is_announced_and_keeps_to_the_new_validity(world: World) -> None:
+    await world.service.publish_agreement(agreement_draft())
+    _, record = await approved(world)
+    heard = len(world.changes)
+    await world.service.publish_agreement(agreement_draft(max_validity_days=30))
+    carried = await world.service.record(record["consent_id"])
+    assert carried["agreement_version"] == 2
+    assert carried["valid_until"] == "2026-12-23T09:00:00.000000Z"
+    assert world.changes[heard:] == [(record["consent_id"], AMINA)]
 
 
 async def test_revocation_and_invalidation(world: World) -> None:
@@ -485,7 +543,3 @@ async def test_unknown_consent(world: World) -> None:
         with pytest.raises(DpiError) as refused:
             await call
         assert refused.value.reason_code == "consent.not_found"
-
-
-def test_drafts_are_not_shared_between_tests() -> None:
-    assert agreement_draft() == copy.deepcopy(agreement_draft())
