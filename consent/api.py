@@ -66,7 +66,7 @@ _MAX_VERSION: Final = 1_000_000
 _MAX_LISTED: Final = 1000
 _SELF_CHANNELS: Final = frozenset({Channel.WEB, Channel.SMS, Channel.API})
 _PARTY_CHANNELS: Final = frozenset({Channel.WEB, Channel.API})
-_DELIVERY_STATUSES: Final = ("pending", "delivered", "dead")
+_DELIVERY_STATUSES: Final = ("pending", "delivered", "dead", "unroutable")
 _NO_SUCH_CONSENT: Final = "no such consent"
 
 _CONSENT_ID = Parameter(
@@ -580,7 +580,12 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
     async def register_webhook(request: Request[Any, Any, Any]) -> dict[str, Any]:
         body = await read_json(request, "consent-webhook-input@1.0.0")
         principal = await authenticate(request, SCOPE_WEBHOOKS)
-        return await notifications.register_webhook(sessions, member_of(principal), body)
+        return await notifications.register_webhook(
+            sessions,
+            member_of(principal),
+            body,
+            allow_private_networks=runtime.context.settings.allow_private_callbacks,
+        )
 
     @get(
         "/v1/webhooks",
@@ -617,7 +622,7 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
         "/v1/deliveries",
         opt=Contract(
             "Notification deliveries: every one (consent:admin) or this member's (consent:webhooks)",
-            {200: "consent-delivery-list@1.0.0"},
+            {200: "consent-delivery-list@1.1.0"},
             parameters=(_DELIVERY_STATUS,),
             tags=_TAGS,
             errors=_AUTHENTICATED,

@@ -41,7 +41,12 @@ async def run_once(runtime: ConsentRuntime, client: httpx.AsyncClient) -> dict[s
         await sign_heads(context.sessions, context.keys.active(), issuer=runtime.service.issuer)
 
     async def dispatch() -> None:
-        await dispatch_once(context.sessions, context.keys.active(), client)
+        await dispatch_once(
+            context.sessions,
+            context.keys.active(),
+            client,
+            allow_private_networks=context.settings.allow_private_callbacks,
+        )
 
     steps: dict[str, Callable[[], Awaitable[None]]] = {
         "sweep": sweep,

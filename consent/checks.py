@@ -19,7 +19,10 @@ How a decision is reached, in order, so a deny carries the most precise reason:
    ``consent.data_range_not_covered``.
 5. When the agreement limits the frequency, the access is counted in its fixed period window
    (``period_index = floor(days since 1970-01-01 / period_days)``) by one atomic statement, and only
-   an access within ``max_accesses`` permits: otherwise ``consent.frequency_exceeded``.
+   an access within ``max_accesses`` permits: otherwise ``consent.frequency_exceeded``. The same
+   statement counts only while the consent is still in force (ACTIVE, within its validity and, when a
+   guardian gave it, before the minor comes of age), so a withdrawal committed after step 2 read the
+   state is never followed by a permit: the check then answers the deny reason of the fresh state.
 
 A permit names the consent, the permitted fields (those requested) and ``valid_until``: the moment the
 consent stops permitting by itself (its end of validity, or the end of the guardianship under which it
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -109,6 +112,7 @@ def _covered(pointer: str, granted: frozenset[str]) -> bool:
     return False
 
 
+# The same rule as consent.service._within (which that module keeps private): kept here until it is public.
 def _range_within(requested: Mapping[str, str] | None, allowed: Mapping[str, str] | None) -> bool:
     if allowed is None:
         return True
@@ -245,15 +249,7 @@ class ConsentChecker:
         agreement = self._agreements[(row.agreement_id, row.agreement_version)]
         frequency = agreement.get("frequency")
         if frequency is not None and not await self._count_access(row.consent_id, frequency, now):
-            return Decision(
-                {
-                    "decision": "deny",
-                    "reason_code": "consent.frequency_exceeded",
-                    "consent_id": row.consent_id,
-                    "permitted_fields": [],
-                },
-                cacheable=False,
-            )
+            return await self._uncounted(row.consent_id, now)
         document: dict[str, Any] = {
             "decision": "permit",
             "reason_code": PERMITTED,
@@ -265,27 +261,62 @@ class ConsentChecker:
             document["valid_until"] = timestamp(until)
         return Decision(document, cacheable=frequency is None)
 
+    async def _uncounted(self, consent_id: str, now: datetime) -> Decision:
+        """The deny for an access that was not counted: the consent's fresh state when it no longer
+        permits (changed since it was read), else the full window. Never cached: it follows a change or
+        a count."""
+        async with self._sessions() as session:
+            fresh = await session.get(ConsentRow, consent_id)
+        if fresh is None:
+            reason = "consent.not_found"
+        else:
+            state = effective_state(fresh, now)[0]
+            reason = "consent.frequency_exceeded" if state is State.ACTIVE else _STATE_REASONS[state]
+        return Decision(_deny(reason, consent_id).document, cacheable=False)
+
     async def _count_access(self, consent_id: str, frequency: Mapping[str, int], now: datetime) -> bool:
-        """Count one access in the current window unless the window is full; True when counted.
+        """Count one access in the current window unless the window is full or the consent no longer
+        permits at ``now``; True when counted.
 
         One statement, so that N concurrent checks against a limit of K permit exactly K: on
         PostgreSQL the conflicting insert waits for the row lock and re-evaluates the condition on the
         committed count; SQLite runs one writer at a time. The statement opens its own short
-        transaction, so it never upgrades an earlier read (which SQLite in WAL mode may refuse).
+        transaction, so it never upgrades an earlier read (which SQLite in WAL mode may refuse). Its
+        condition also re-reads the consent, so a change committed since :meth:`decide` read it (a
+        withdrawal, say) stops the count, and with it the permit.
         """
         limit = frequency["max_accesses"]
         window = period_index(now, frequency["period_days"])
+        in_force = _in_force(consent_id, now)
         async with self._sessions() as session, session.begin():
-            values = {"consent_id": consent_id, "period_index": window, "count": 1}
+            source = select(literal(consent_id), literal(window), literal(1)).where(in_force)
+            columns = [UsageRow.consent_id, UsageRow.period_index, UsageRow.count]
             conflict: dict[str, Any] = {
                 "index_elements": [UsageRow.consent_id, UsageRow.period_index],
                 "set_": {"count": UsageRow.count + 1},
-                "where": UsageRow.count < limit,
+                "where": (UsageRow.count < limit) & in_force,
             }
             statement: postgresql.Insert | sqlite.Insert
             if session.get_bind().dialect.name == "postgresql":
-                statement = postgresql.insert(UsageRow).values(values).on_conflict_do_update(**conflict)
+                statement = postgresql.insert(UsageRow).from_select(columns, source)
+                statement = statement.on_conflict_do_update(**conflict)
             else:
-                statement = sqlite.insert(UsageRow).values(values).on_conflict_do_update(**conflict)
+                statement = sqlite.insert(UsageRow).from_select(columns, source)
+                statement = statement.on_conflict_do_update(**conflict)
             counted = await session.scalar(statement.returning(UsageRow.count))
         return counted is not None
+
+
+def _in_force(consent_id: str, now: datetime) -> ColumnElement[bool]:
+    """SQL for: the consent is ACTIVE at ``now`` (what :func:`consent.service.effective_state` says)."""
+    return exists().where(
+        ConsentRow.consent_id == consent_id,
+        ConsentRow.state == State.ACTIVE.value,
+        (ConsentRow.valid_until.is_(None)) | (ConsentRow.valid_until > now),
+        or_(
+            ConsentRow.granted_role.is_(None),
+            ConsentRow.granted_role != ActorRole.GUARDIAN.value,
+            ConsentRow.guardian_until.is_(None),
+            ConsentRow.guardian_until > now.date(),
+        ),
+    )

@@ -242,6 +242,12 @@ class CachingConsentChecker:
         return await self._miss(key, request)
 
     async def decide(self, request: Mapping[str, Any]) -> Decision:
+        """:meth:`check`, marked never cacheable, by design: the answer may come from this cache, and a
+        second cache keeping it would break the guarantee of the module docstring. That cache learns of a
+        change at its own moment; told first, it forgets and asks again, and this cache, not yet told,
+        answers the stale permit, which the second cache would then keep after both had been told. So
+        caches are never stacked: put one cache in front of a ``ConsentChecker`` or an HTTP client, and
+        serve ``POST /consent/v1/checks`` from the checker itself."""
         return Decision(await self.check(request), cacheable=False)
 
     async def _miss(self, key: Hashable, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Tables of consent notifications: registered webhooks and one delivery row per notice and webhook.
 
-Created by migration ``consent_0002`` of the ``consent`` branch.
+Created by migration ``consent_0002`` of the ``consent`` branch; ``consent_0003`` lets a delivery have no
+webhook (an ``unroutable`` notice, owed to a member that subscribed no webhook to its event).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class WebhookRow(ConsentBase):
 
 class DeliveryRow(ConsentBase):
     """One notice owed to one webhook. ``status`` is ``pending`` until acknowledged (``delivered``) or
-    given up (``dead``); the unique (notification, webhook) pair makes fan-out idempotent."""
+    given up (``dead``); the unique (notification, webhook) pair makes fan-out idempotent. A notice owed to
+    a member without a subscribed webhook is one ``unroutable`` row with no webhook and no URL, whose id
+    derives from the notification and the member (so it too is written once)."""
 
     __tablename__ = "consent_delivery"
     __table_args__ = (
@@ -51,9 +54,9 @@ class DeliveryRow(ConsentBase):
 
     delivery_id: Mapped[str] = mapped_column(_ID, primary_key=True)
     notification_id: Mapped[str] = mapped_column(_ID)
-    webhook_id: Mapped[str] = mapped_column(_ID, ForeignKey("consent_webhook.webhook_id"))
+    webhook_id: Mapped[str | None] = mapped_column(_ID, ForeignKey("consent_webhook.webhook_id"))
     member: Mapped[str] = mapped_column(_MEMBER)
-    url: Mapped[str] = mapped_column(_URL)
+    url: Mapped[str | None] = mapped_column(_URL)
     consent_id: Mapped[str] = mapped_column(_ID)
     notification: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))

@@ -13,7 +13,9 @@ How a notice travels:
 2. :func:`dispatch_once` claims those outbox messages and, in the transaction that marks them delivered,
    writes one delivery row per webhook that should hear of it: the webhooks of the agreement's consumer and
    of each of its providers that subscribed to the event. The pair (notification, webhook) is unique, so a
-   notice is fanned out once however many dispatchers run.
+   notice is fanned out once however many dispatchers run. A consumer or provider with no webhook
+   subscribed to the event gets an ``unroutable`` delivery row instead (no webhook, no URL, never sent), so
+   operators see every notice that reached nobody.
 3. :func:`dispatch_once` then sends the due deliveries. A delivery is leased before it is sent and its
    outcome recorded after, so a process that dies in between sends it again once the lease runs out.
    Delivery is therefore **at least once**: receivers must deduplicate on ``notification_id`` (also sent as
@@ -23,7 +25,18 @@ How a notice travels:
    consumer's receipt of the withdrawal or revocation. Any other answer (another status, a timeout, a body
    that is not that acknowledgement) is a failed attempt, retried with exponential backoff and jitter
    (:class:`RetryPolicy`) until the last attempt, after which the delivery is ``dead``. Every delivery,
-   pending, delivered or dead, stays listed for operators (:func:`deliveries`).
+   pending, delivered, dead or unroutable, stays listed for operators (:func:`deliveries`).
+
+Where notices may go (server-side request forgery): a webhook URL must be ``https`` and its host must be a
+public internet address, never one that is, or resolves to, a loopback, link-local, private, shared,
+multicast, reserved or unspecified address. The host is checked when the webhook is registered (a name
+that does not resolve then is accepted) and resolved again before every attempt, so a name later pointed
+at an internal address is not followed; the HTTP client never follows redirects. Every network failure
+is recorded with the same text, so the delivery list cannot be used to probe which ports answer.
+``allow_private_networks=True`` (development, demonstrations, tests on one machine) lifts these rules and
+allows ``http``. A name that resolves to a public address when checked and to an internal one a moment
+later, when the HTTP client connects, is not caught: deployments that must rule that out too send
+webhooks through an egress proxy that applies the same rules.
 
 A notice names the consent, the agreement, the consumer and providers; never the subject. A webhook
 registered after a notice was fanned out does not receive it; a webhook deleted afterwards still receives
@@ -33,9 +46,11 @@ the notices already owed to it (and they end ``dead`` if nobody answers).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +61,8 @@ from typing import Any, Final
 import httpx
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import standards
@@ -92,14 +109,24 @@ _CONCURRENCY: Final = 20
 _MAX_ACK_BYTES: Final = 64 * 1024
 _MAX_ERROR: Final = 500
 _MAX_LISTED: Final = 1000
+_RESOLVE_TIMEOUT: Final = 5.0
+# The one text for every network failure: distinct texts for refused, reset or silent connections would
+# turn the delivery list into a port scanner.
+_UNREACHABLE: Final = "the receiver could not be reached"
+_NOT_PUBLIC: Final = "the receiver's address is not a public internet address"
+_NOT_HTTPS: Final = "the receiver's URL is not https"
+# Unroutable delivery ids derive from (notification, member), so fanning a notice out again adds none.
+_UNROUTABLE_IDS: Final = uuid.UUID("6f1c1d2e-5b8a-4c3e-9f7d-2a4b6c8d0e1f")
 
 
 class DeliveryStatus(StrEnum):
-    """Where a delivery stands: retried until ``delivered`` (acknowledged) or ``dead`` (given up)."""
+    """Where a delivery stands: retried until ``delivered`` (acknowledged) or ``dead`` (given up);
+    ``unroutable`` when the member had no webhook subscribed to the event (never sent)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    UNROUTABLE = "unroutable"
 
 
 @dataclass(frozen=True)
@@ -138,13 +165,15 @@ DEFAULT_RETRY_POLICY: Final = RetryPolicy()
 
 @dataclass(frozen=True)
 class DispatchReport:
-    """What one :func:`dispatch_once` did: delivery rows created, and attempts acknowledged, failed (to be
-    retried) and failed for the last time (now ``dead``)."""
+    """What one :func:`dispatch_once` did: delivery rows created for webhooks (``fanned_out``) and for
+    members without one (``unroutable``), and attempts acknowledged, failed (to be retried) and failed for
+    the last time (now ``dead``)."""
 
     fanned_out: int = 0
     delivered: int = 0
     failed: int = 0
     dead: int = 0
+    unroutable: int = 0
 
 
 def _utcnow() -> datetime:
@@ -154,6 +183,60 @@ def _utcnow() -> datetime:
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything stored is UTC.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- where notices may go ---------------------------------------------------------------------------------
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _is_public(address: _Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+async def _addresses(host: str, port: int) -> list[_Address] | None:
+    """The addresses ``host`` stands for (itself when it is one); None when it does not resolve."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        async with asyncio.timeout(_RESOLVE_TIMEOUT):
+            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError, UnicodeError):
+        return None
+    addresses: list[_Address] = []
+    for *_, sockaddr in found:
+        try:
+            addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+        except ValueError:
+            return None
+    return addresses or None
+
+
+def _default_port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+async def _refusal(url: httpx.URL, allow_private_networks: bool) -> str | None:
+    """Why notices may not be sent to ``url`` at this moment, or None (see the module docstring)."""
+    if allow_private_networks:
+        return None
+    if url.scheme != "https":
+        return _NOT_HTTPS
+    addresses = await _addresses(url.host, _default_port(url))
+    if addresses is None:
+        return _UNREACHABLE
+    return None if all(_is_public(address) for address in addresses) else _NOT_PUBLIC
 
 
 # --- webhooks -----------------------------------------------------------------------------------------------
@@ -175,7 +258,11 @@ def _webhook_document(row: WebhookRow) -> dict[str, Any]:
 
 
 async def register_webhook(
-    sessions: async_sessionmaker[AsyncSession], member: str, body: Mapping[str, Any]
+    sessions: async_sessionmaker[AsyncSession],
+    member: str,
+    body: Mapping[str, Any],
+    *,
+    allow_private_networks: bool = False,
 ) -> dict[str, Any]:
     """Register where ``body["member"]`` receives notices (``consent-webhook-input``); returns the
     ``consent-webhook``.
@@ -183,6 +270,9 @@ async def register_webhook(
     ``member`` is the authenticated caller: a subsystem registers for itself, a member for its subsystems
     (``auth.scope_missing`` otherwise). Registering a URL the member already registered replaces that
     webhook's events and returns it, so a repeated registration never doubles the notices.
+
+    The URL must be ``https`` on a public internet address (``request.invalid`` at ``/url`` otherwise),
+    unless ``allow_private_networks`` (development only) also allows ``http`` and internal addresses.
     """
     document = dict(body)
     validator = standards.validator(_WEBHOOK_INPUT_SCHEMA)
@@ -209,6 +299,20 @@ async def register_webhook(
                 )
             ],
         )
+    if not allow_private_networks:
+        if url.scheme != "https":
+            raise DpiError("request.invalid", details=[ErrorDetail("/url", "schema.format", "an https URL")])
+        addresses = await _addresses(url.host, _default_port(url))
+        # A name that does not resolve yet is accepted: every attempt resolves and checks it again.
+        if addresses is not None and not all(_is_public(address) for address in addresses):
+            raise DpiError(
+                "request.invalid",
+                details=[
+                    ErrorDetail(
+                        "/url", "schema.format", "the host must be (and resolve to) a public internet address"
+                    )
+                ],
+            )
     events = list(document["events"])
     async with sessions() as session, session.begin():
         row = await session.scalar(
@@ -276,26 +380,70 @@ def _recipients(notice: Mapping[str, Any]) -> set[str]:
     return {notice["consumer"], *(provider["provider"] for provider in notice["providers"])}
 
 
-async def _insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert delivery rows, skipping every (notification, webhook) pair that already has one."""
+async def _insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Insert delivery rows, skipping every one already there (the same (notification, webhook) pair or,
+    for an unroutable one, the same id); the statuses of those inserted."""
     if not rows:
-        return 0
-    keys = ["notification_id", "webhook_id"]
+        return []
+    statement: PostgresInsert | SqliteInsert
     if session.get_bind().dialect.name == "postgresql":
-        statement: Any = (
-            postgresql.insert(DeliveryRow).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
-        )
+        statement = postgresql.insert(DeliveryRow).values(list(rows)).on_conflict_do_nothing()
     else:
-        statement = sqlite.insert(DeliveryRow).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
-    inserted = await session.scalars(statement.returning(DeliveryRow.delivery_id))
-    return len(inserted.all())
+        statement = sqlite.insert(DeliveryRow).values(list(rows)).on_conflict_do_nothing()
+    inserted = await session.scalars(statement.returning(DeliveryRow.status))
+    return list(inserted.all())
 
 
-async def _fan_out(sessions: async_sessionmaker[AsyncSession], now: datetime, batch: int) -> int:
+def _delivery_rows(
+    notice: Mapping[str, Any], subscribed: Sequence[WebhookRow], now: datetime
+) -> list[dict[str, Any]]:
+    """A pending row per webhook subscribed to the notice's event, an unroutable one per recipient without."""
+    common = {
+        "notification_id": notice["notification_id"],
+        "consent_id": notice["consent_id"],
+        "notification": dict(notice),
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+    rows: list[dict[str, Any]] = []
+    for member in sorted(_recipients(notice)):
+        webhooks = [
+            webhook
+            for webhook in subscribed
+            if webhook.member == member and notice["event"] in webhook.events
+        ]
+        rows.extend(
+            {
+                **common,
+                "delivery_id": str(uuid.uuid4()),
+                "webhook_id": webhook.webhook_id,
+                "member": member,
+                "url": webhook.url,
+                "status": DeliveryStatus.PENDING.value,
+            }
+            for webhook in webhooks
+        )
+        if not webhooks:
+            rows.append(
+                {
+                    **common,
+                    "delivery_id": str(uuid.uuid5(_UNROUTABLE_IDS, f"{notice['notification_id']} {member}")),
+                    "webhook_id": None,
+                    "member": member,
+                    "url": None,
+                    "status": DeliveryStatus.UNROUTABLE.value,
+                }
+            )
+    return rows
+
+
+async def _fan_out(sessions: async_sessionmaker[AsyncSession], now: datetime, batch: int) -> tuple[int, int]:
+    """Delivery rows created: (for webhooks, unroutable)."""
     async with sessions() as session, session.begin():
         messages = await outbox.claim(session, topics=[NOTIFICATION_TOPIC], limit=batch, lease=_FAN_OUT_LEASE)
         if not messages:
-            return 0
+            return 0, 0
         notices: dict[int, dict[str, Any]] = {}
         for message in messages:
             notice = _notice(message.payload)
@@ -321,27 +469,16 @@ async def _fan_out(sessions: async_sessionmaker[AsyncSession], now: datetime, ba
             else None
         )
         subscribed = list(webhooks.all()) if webhooks is not None else []
-        rows = [
-            {
-                "delivery_id": str(uuid.uuid4()),
-                "notification_id": notice["notification_id"],
-                "webhook_id": webhook.webhook_id,
-                "member": webhook.member,
-                "url": webhook.url,
-                "consent_id": notice["consent_id"],
-                "notification": notice,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-            for notice in notices.values()
-            for webhook in subscribed
-            if webhook.member in _recipients(notice) and notice["event"] in webhook.events
-        ]
+        rows = [row for notice in notices.values() for row in _delivery_rows(notice, subscribed, now)]
         created = await _insert_new(session, rows)
         await outbox.mark_delivered(session, list(notices))
-    return created
+    unroutable = created.count(DeliveryStatus.UNROUTABLE.value)
+    if unroutable:
+        _log.warning(
+            "consent notices owed to members without a webhook",
+            extra={"event": "consent_notification_unroutable", "count": unroutable},
+        )
+    return len(created) - unroutable, unroutable
 
 
 # --- sending ------------------------------------------------------------------------------------------------
@@ -405,7 +542,7 @@ async def _claim_due(
             )
         ).all()
         due = [
-            _Due(row.delivery_id, dict(row.notification), row.member, row.url, row.attempts)
+            _Due(row.delivery_id, dict(row.notification), row.member, row.url or "", row.attempts)
             for row in sorted(rows, key=lambda row: row.delivery_id)
         ]
     return due, len(buried)
@@ -448,11 +585,16 @@ def _acknowledgement(answer: bytes | None, due: _Due) -> _Outcome:
     return _Outcome(acknowledgement=document)
 
 
-async def _attempt(client: httpx.AsyncClient, key: SigningKey, due: _Due) -> _Outcome:
+async def _attempt(
+    client: httpx.AsyncClient, key: SigningKey, due: _Due, allow_private_networks: bool
+) -> _Outcome:
     notification_id = due.notification["notification_id"]
     body = sign_compact(due.notification, key, typ=NOTIFICATION_JWS_TYPE).encode("ascii")
     try:
         url = httpx.URL(due.url)
+        refusal = await _refusal(url, allow_private_networks)
+        if refusal is not None:
+            return _Outcome(error=refusal)
         headers = {
             "Content-Type": JOSE_MEDIA_TYPE,
             "Idempotency-Key": notification_id,
@@ -461,15 +603,15 @@ async def _attempt(client: httpx.AsyncClient, key: SigningKey, due: _Due) -> _Ou
         headers.update(sign_request("POST", _target_uri(url), headers, body, key))
         async with (
             asyncio.timeout(_SEND_TIMEOUT),
-            client.stream("POST", url, content=body, headers=headers, timeout=_SEND_TIMEOUT) as response,
+            client.stream(
+                "POST", url, content=body, headers=headers, timeout=_SEND_TIMEOUT, follow_redirects=False
+            ) as response,
         ):
             if not response.is_success:
                 return _Outcome(error=f"HTTP {response.status_code}")
             answer = await _read_limited(response)
-    except (TimeoutError, httpx.TimeoutException):
-        return _Outcome(error="no answer in time")
-    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, UnicodeError) as error:
-        return _Outcome(error=f"the notice could not be sent ({type(error).__name__})")
+    except (TimeoutError, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, UnicodeError):
+        return _Outcome(error=_UNREACHABLE)
     return _acknowledgement(answer, due)
 
 
@@ -529,12 +671,15 @@ async def dispatch_once(
     now: datetime | None = None,
     batch: int = 100,
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    allow_private_networks: bool = False,
 ) -> DispatchReport:
     """Fan out up to ``batch`` new notices, then send up to ``batch`` due deliveries signed with ``key``.
 
     Run it in a loop (every few seconds) from as many processes as wanted: the outbox claim, the unique
     (notification, webhook) pair and the delivery leases keep each notice fanned out once and each
     delivery sent by one dispatcher at a time. ``now`` replaces the clock for scheduling (tests).
+    Each URL is checked again before each attempt: only ``https`` to public internet addresses, unless
+    ``allow_private_networks`` (development only; see the module docstring).
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
@@ -542,7 +687,7 @@ async def dispatch_once(
     def clock() -> datetime:
         return _utcnow() if now is None else now.astimezone(UTC)
 
-    fanned_out = await _fan_out(sessions, clock(), batch)
+    fanned_out, unroutable = await _fan_out(sessions, clock(), batch)
     delivered = failed = dead = 0
     remaining = batch
     while remaining > 0:
@@ -551,10 +696,12 @@ async def dispatch_once(
         if not due:
             break
         remaining -= len(due)
-        results = await asyncio.gather(*(_attempt(client, key, item) for item in due))
+        results = await asyncio.gather(*(_attempt(client, key, item, allow_private_networks) for item in due))
         counts = await _record(sessions, list(zip(due, results, strict=True)), clock(), policy)
         delivered, failed, dead = delivered + counts[0], failed + counts[1], dead + counts[2]
-    return DispatchReport(fanned_out=fanned_out, delivered=delivered, failed=failed, dead=dead)
+    return DispatchReport(
+        fanned_out=fanned_out, delivered=delivered, failed=failed, dead=dead, unroutable=unroutable
+    )
 
 
 # --- operators ----------------------------------------------------------------------------------------------
@@ -564,13 +711,15 @@ def _delivery_document(row: DeliveryRow) -> dict[str, Any]:
     document: dict[str, Any] = {
         "delivery_id": row.delivery_id,
         "notification": dict(row.notification),
-        "webhook_id": row.webhook_id,
         "member": row.member,
-        "url": row.url,
         "status": row.status,
         "attempts": row.attempts,
         "created_at": timestamp(row.created_at),
     }
+    if row.webhook_id is not None:
+        document["webhook_id"] = row.webhook_id
+    if row.url is not None:
+        document["url"] = row.url
     if row.status == DeliveryStatus.PENDING.value:
         document["next_attempt_at"] = timestamp(row.next_attempt_at)
     if row.last_attempt_at is not None:
@@ -592,16 +741,24 @@ async def deliveries(
     consent_id: str | None = None,
     limit: int = _MAX_LISTED,
 ) -> list[dict[str, Any]]:
-    """Deliveries for operators (``consent-delivery`` documents, listed in a ``consent-delivery-list``),
-    oldest first; narrowed to a ``status`` (pending, delivered, dead), a webhook ``member`` or a consent.
+    """Deliveries for operators (``consent-delivery@1.1.0`` documents, listed in a
+    ``consent-delivery-list@1.1.0``), oldest first; narrowed to a ``status`` (pending, delivered, dead,
+    unroutable), a ``member`` (the webhook's, or the recipient's without one) or a consent.
 
-    A delivered one carries the receiver's acknowledgement, the consumer's receipt of the notice.
+    A delivered one carries the receiver's acknowledgement, the consumer's receipt of the notice; an
+    unroutable one has no webhook or URL: a notice its recipient never subscribed to receive.
     ``request.invalid_parameter`` for an unknown status or a limit outside 1..1000.
     """
     if status is not None and status not in {item.value for item in DeliveryStatus}:
         raise DpiError(
             "request.invalid_parameter",
-            details=[ErrorDetail("/status", "request.invalid_parameter", "one of pending, delivered, dead")],
+            details=[
+                ErrorDetail(
+                    "/status",
+                    "request.invalid_parameter",
+                    "one of " + ", ".join(item.value for item in DeliveryStatus),
+                )
+            ],
         )
     if not 1 <= limit <= _MAX_LISTED:
         raise DpiError(

@@ -120,6 +120,7 @@ def _export_settings(settings: Settings) -> None:
     os.environ["DPI_HOST"] = settings.host
     os.environ["DPI_PORT"] = str(settings.port)
     os.environ["DPI_VAR_DIR"] = str(settings.var_dir)
+    os.environ["DPI_ALLOW_PRIVATE_CALLBACKS"] = "true" if settings.allow_private_callbacks else "false"
     if settings.blocks is not None:
         os.environ["DPI_BLOCKS"] = ",".join(settings.blocks)
 
@@ -187,6 +188,9 @@ def serve(blocks: str | None, host: str | None, port: int | None, workers: int |
 def demo(host: str | None, port: int | None) -> None:
     """Run every installed block on the embedded SQLite database, with demo keys, and print where to look."""
     settings = _settings(host=host, port=port)
+    if "DPI_ALLOW_PRIVATE_CALLBACKS" not in os.environ:
+        # Everything of the demo runs on this machine, its webhook receivers included.
+        settings = settings.with_overrides(allow_private_callbacks=True)
     state = asyncio.run(_migrate(settings))
     key = KeyStore(settings.key_directory).ensure_active(settings.key_algorithm)
     blocks = select_blocks(discover_blocks(), settings.blocks)

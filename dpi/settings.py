@@ -225,6 +225,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "where the token issuer publishes its keys; defaults to <issuer>/.well-known/jwks.json",
     ),
     Setting(
+        "DPI_ALLOW_PRIVATE_CALLBACKS",
+        "allow_private_callbacks",
+        _boolean,
+        "false",
+        "let webhooks and callbacks target http:// and private, loopback or link-local addresses "
+        "(development and single-machine demos only; production requires public https receivers)",
+    ),
+    Setting(
         "DPI_LOG_LEVEL",
         "log_level",
         _choice("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -275,6 +283,7 @@ class Settings:
     member_id: str | None = None
     max_body_bytes: int = 1048576
     migrate_on_start: bool = True
+    allow_private_callbacks: bool = False
     token_issuer: str | None = None
     token_jwks_url: str | None = None
     log_level: str = "INFO"

@@ -39,7 +39,7 @@ def _failed(report: RunReport) -> set[str]:
 async def test_our_consent_block_passes(
     make_app: AppFactory, conformance_of: Runner, database_url: str
 ) -> None:
-    app = await make_app([_trusting_block()], database_url=database_url)
+    app = await make_app([_trusting_block()], database_url=database_url, allow_private_callbacks=True)
     report = await conformance_of(app, ["consent"], OPTIONS)
     problems = {r.requirement.id: r.headline for r in report.results if r.status.value != "pass"}
     assert problems == {}
@@ -50,7 +50,7 @@ async def test_our_consent_block_passes(
 async def test_without_the_suites_issuer_the_profile_cannot_pass(
     make_app: AppFactory, conformance_of: Runner
 ) -> None:
-    app = await make_app([_trusting_block()])
+    app = await make_app([_trusting_block()], allow_private_callbacks=True)
     report = await conformance_of(app, ["consent"], RunOptions(max_examples=3, seed=7))
     assert {result.status.value for result in report.results} == {"skip"}
     assert report.verdict == "fail"
@@ -118,7 +118,7 @@ def _edit_history(document: Any) -> Any:
 async def test_broken_consent_services_fail_the_right_requirements(
     make_app: AppFactory, conformance_of: Runner, rewrite: Any, expected: set[str]
 ) -> None:
-    app = await make_app([_trusting_block()])
+    app = await make_app([_trusting_block()], allow_private_callbacks=True)
     report = await conformance_of(Rewrite(app, rewrite), ["consent"], OPTIONS)
     assert expected <= _failed(report)
     assert report.verdict == "fail"

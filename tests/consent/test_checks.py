@@ -99,7 +99,9 @@ class World:
 
     async def requested(self, who: str = AMINA, agreement_id: str = AGREEMENT, **body: Any) -> str:
         record = await self.service.request(
-            {"agreement_id": agreement_id, "subject": who, **body}, CONTROLLER
+            {"agreement_id": agreement_id, "subject": who, **body},
+            CONTROLLER,
+            guardianship_attested="guardianship" in body,
         )
         return str(record["consent_id"])
 
@@ -508,6 +510,61 @@ async def test_a_denied_check_consumes_no_access(world: World) -> None:
     permitted = await world.checker.check(check_request())
 
     assert (refused["reason_code"], permitted["decision"]) == ("consent.fields_not_covered", "permit")
+
+
+CHANGES_BETWEEN_READ_AND_COUNT: list[tuple[str, Action, Actor, str]] = [
+    ("withdrawn", Action.WITHDRAW, Actor(ActorRole.SUBJECT, AMINA), "consent.withdrawn"),
+    ("paused", Action.PAUSE, Actor(ActorRole.SUBJECT, AMINA), "consent.paused"),
+    ("revoked", Action.REVOKE, CONTROLLER, "consent.revoked"),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "actor", "reason_code"),
+    [case[1:] for case in CHANGES_BETWEEN_READ_AND_COUNT],
+    ids=[case[0] for case in CHANGES_BETWEEN_READ_AND_COUNT],
+)
+async def test_a_change_committed_between_reading_the_state_and_counting_never_permits(
+    world: World, monkeypatch: pytest.MonkeyPatch, action: Action, actor: Actor, reason_code: str
+) -> None:
+    await world.agreement(frequency={"max_accesses": 5, "period_days": 7})
+    consent_id = await world.approved()
+    count_access = ConsentChecker._count_access
+
+    async def changed_first(checker: ConsentChecker, *args: Any) -> bool:
+        # The check has read ACTIVE; the change commits before the access is counted.
+        await world.act(consent_id, action, actor)
+        return await count_access(checker, *args)
+
+    monkeypatch.setattr(ConsentChecker, "_count_access", changed_first)
+    decision = await world.checker.decide(check_request())
+
+    assert decision.document == {
+        "decision": "deny",
+        "reason_code": reason_code,
+        "consent_id": consent_id,
+        "permitted_fields": [],
+    }
+    assert decision.cacheable is False
+    assert await _usage(world) == []
+
+
+async def test_an_access_at_the_end_of_validity_is_never_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.agreement(frequency={"max_accesses": 5, "period_days": 7})
+    consent_id = await world.approved()
+    valid_until = datetime.fromisoformat((await world.service.record(consent_id))["valid_until"])
+    count_access = ConsentChecker._count_access
+
+    async def at_the_end(checker: ConsentChecker, consent: str, frequency: Any, _now: datetime) -> bool:
+        return await count_access(checker, consent, frequency, valid_until)
+
+    monkeypatch.setattr(ConsentChecker, "_count_access", at_the_end)
+    decision = await world.checker.check(check_request())
+
+    assert decision["decision"] == "deny"
+    assert await _usage(world) == []
 
 
 async def test_a_consent_without_a_frequency_limit_counts_nothing(world: World) -> None:

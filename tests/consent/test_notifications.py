@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import standards
 from conformance_tests import CallbackReceiver
 from conformance_tests.receiver import verify_callback_signature
 from consent.lifecycle import Action, ActorRole, Channel
-from consent.notification_models import DeliveryRow
+from consent.notification_models import DeliveryRow, WebhookRow
 from consent.notifications import (
     JOSE_MEDIA_TYPE,
     NOTIFICATION_JWS_TYPE,
@@ -78,6 +79,37 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
         yield db.session_factory(engine)
     finally:
         await engine.dispose()
+
+
+class Dns:
+    """Name resolution as the dispatcher sees it: names under ``example.gov`` resolve to a public
+    address unless pointed elsewhere; every other name resolves as usual."""
+
+    PUBLIC = "93.184.215.14"
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def address(self, host: str) -> str | None:
+        if host in self.names:
+            return self.names[host]
+        return self.PUBLIC if host.endswith(".example.gov") else None
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> Dns:
+    fake = Dns()
+    original = asyncio.BaseEventLoop.getaddrinfo
+
+    async def getaddrinfo(loop: asyncio.BaseEventLoop, host: Any, port: Any, **options: Any) -> Any:
+        address = fake.address(host) if isinstance(host, str) else None
+        if address is None:
+            return await original(loop, host, port, **options)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, int(port or 443)))]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    return fake
 
 
 @pytest.fixture
@@ -263,7 +295,7 @@ async def test_failed_attempts_are_retried_with_growing_backoff_until_acknowledg
     assert delays == sorted(delays)
     assert len(set(delays)) == 4
     assert timedelta(seconds=8) <= delays[0] <= timedelta(seconds=12)
-    assert errors[:3] == ["HTTP 500", "no answer in time", "HTTP 503"]
+    assert errors[:3] == ["HTTP 500", "the receiver could not be reached", "HTTP 503"]
     assert "consent-notification-ack" in errors[3]
     (delivered,) = await deliveries(sessions, status="delivered")
     assert delivered["attempts"] == 5
@@ -315,7 +347,7 @@ async def test_an_answer_that_is_not_the_acknowledgement_is_a_failed_attempt(
     async with receivers.client() as client:
         report = await dispatch_once(sessions, keys.active(), client, now=T0)
 
-    assert report == DispatchReport(fanned_out=1, failed=1)
+    assert report == DispatchReport(fanned_out=1, failed=1, unroutable=1)
     (pending,) = await deliveries(sessions, status="pending")
     assert "acknowledgement" not in pending
     assert pending["last_error"]
@@ -408,8 +440,9 @@ async def test_fan_out_is_idempotent_when_a_notice_is_claimed_again(
         second = await dispatch_once(sessions, keys.active(), client, now=T0)
 
     assert (first.fanned_out, second.fanned_out) == (1, 0)
+    assert (first.unroutable, second.unroutable) == (1, 0)
     async with sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(DeliveryRow)) == 1
+        assert await session.scalar(select(func.count()).select_from(DeliveryRow)) == 2
     assert len(receivers.requests) == 1
 
 
@@ -613,9 +646,14 @@ async def test_end_to_end_a_real_receiver_gets_a_notice_it_can_verify_with_the_p
     }
 
     async with CallbackReceiver(response_status=200, response_body=ack) as receiver:
-        await _register(sessions, CONSUMER, f"{receiver.url}/hooks/consent", ["withdrawn"])
+        await register_webhook(
+            sessions,
+            CONSUMER,
+            {"member": CONSUMER, "url": f"{receiver.url}/hooks/consent", "events": ["withdrawn"]},
+            allow_private_networks=True,
+        )
         async with httpx.AsyncClient() as client:
-            report = await dispatch_once(sessions, keys.active(), client)
+            report = await dispatch_once(sessions, keys.active(), client, allow_private_networks=True)
         message = await receiver.wait_for(payload["notification_id"], timeout=10)
 
     jwks = keys.jwks()
@@ -627,7 +665,7 @@ async def test_end_to_end_a_real_receiver_gets_a_notice_it_can_verify_with_the_p
     assert header["typ"] == NOTIFICATION_JWS_TYPE
     assert notice == payload
     assert SUBJECT not in message.body.decode("ascii") + json.dumps(notice)
-    (delivered,) = await deliveries(sessions, consent_id=consent_id)
+    (delivered,) = await deliveries(sessions, consent_id=consent_id, status="delivered")
     assert delivered["acknowledgement"] == ack
 
 
@@ -695,3 +733,199 @@ async def test_each_notice_reaches_only_the_members_its_agreement_names(
             (OUTSIDER_URL, health["consent_id"]),
         ]
     )
+
+
+# --- where notices may go -----------------------------------------------------------------------------------
+
+UNREACHABLE = "the receiver could not be reached"
+
+INTERNAL_URLS: list[tuple[str, str]] = [
+    ("database port on loopback, http", "http://127.0.0.1:5432/internal"),
+    ("loopback", "https://127.0.0.1/hooks"),
+    ("loopback, IPv6", "https://[::1]/hooks"),
+    ("loopback as an IPv4-mapped IPv6", "https://[::ffff:127.0.0.1]/hooks"),
+    ("localhost by name", "https://localhost:8443/hooks"),
+    ("private", "https://10.0.0.8/hooks"),
+    ("private 192.168", "https://192.168.1.1/hooks"),
+    ("cloud metadata, link-local", "https://169.254.169.254/latest/meta-data"),
+    ("link-local IPv6", "https://[fe80::1]/hooks"),
+    ("unique local IPv6", "https://[fd00::1]/hooks"),
+    ("shared address space", "https://100.64.0.1/hooks"),
+    ("multicast", "https://224.0.0.1/hooks"),
+    ("reserved", "https://240.0.0.1/hooks"),
+    ("unspecified", "https://0.0.0.0/hooks"),
+    ("a name that resolves to a private address", "https://intranet.example.gov/hooks"),
+    ("a public host over plain http", "http://jobseeker.labour.example.gov/hooks/consent"),
+]
+
+
+@pytest.mark.parametrize("url", [url for _, url in INTERNAL_URLS], ids=[name for name, _ in INTERNAL_URLS])
+async def test_a_webhook_on_an_internal_address_or_without_https_is_refused(
+    sessions: async_sessionmaker[AsyncSession], dns: Dns, url: str
+) -> None:
+    dns.names["intranet.example.gov"] = "10.20.30.40"
+
+    with pytest.raises(DpiError) as refused:
+        await register_webhook(sessions, CONSUMER, {"member": CONSUMER, "url": url, "events": ["withdrawn"]})
+
+    assert refused.value.reason_code == "request.invalid"
+    assert [detail.pointer for detail in refused.value.details] == ["/url"]
+    assert await list_webhooks(sessions, CONSUMER) == []
+
+
+async def test_internal_and_plain_http_webhooks_are_allowed_only_when_private_networks_are(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    body = {"member": CONSUMER, "url": "http://127.0.0.1:5432/internal", "events": ["withdrawn"]}
+
+    registered = await register_webhook(sessions, CONSUMER, body, allow_private_networks=True)
+
+    assert registered["url"] == body["url"]
+    assert [item["url"] for item in await list_webhooks(sessions, CONSUMER)] == [body["url"]]
+
+
+async def test_a_name_pointed_at_an_internal_address_after_registration_is_not_followed(
+    sessions: async_sessionmaker[AsyncSession],
+    service: ConsentService,
+    keys: KeyStore,
+    receivers: Receivers,
+    dns: Dns,
+) -> None:
+    await _register(sessions, CONSUMER, CONSUMER_URL, ["withdrawn"])
+    await _withdraw(service, await _active_consent(service))
+    dns.names["jobseeker.labour.example.gov"] = "127.0.0.1"
+
+    async with receivers.client() as client:
+        report = await dispatch_once(sessions, keys.active(), client, now=T0)
+        assert receivers.requests == []
+        (pending,) = await deliveries(sessions, status="pending")
+        dns.names.pop("jobseeker.labour.example.gov")
+        later = await dispatch_once(
+            sessions, keys.active(), client, now=datetime.fromisoformat(pending["next_attempt_at"])
+        )
+
+    assert report.failed == 1
+    assert pending["last_error"] == "the receiver's address is not a public internet address"
+    assert later.delivered == 1
+    assert receivers.urls() == [CONSUMER_URL]
+
+
+async def test_a_webhook_allowed_in_development_is_not_sent_to_when_private_networks_are_not(
+    sessions: async_sessionmaker[AsyncSession], service: ConsentService, keys: KeyStore, receivers: Receivers
+) -> None:
+    for url in ("http://127.0.0.1:5432/internal", "https://10.0.0.8/hooks"):
+        await register_webhook(
+            sessions,
+            CONSUMER,
+            {"member": CONSUMER, "url": url, "events": ["withdrawn"]},
+            allow_private_networks=True,
+        )
+    await _withdraw(service, await _active_consent(service))
+
+    async with receivers.client() as client:
+        report = await dispatch_once(sessions, keys.active(), client, now=T0)
+
+    assert report.failed == 2
+    assert receivers.requests == []
+    errors = sorted(item["last_error"] for item in await deliveries(sessions, status="pending"))
+    assert errors == [
+        "the receiver's URL is not https",
+        "the receiver's address is not a public internet address",
+    ]
+
+
+async def test_open_and_closed_ports_leave_the_same_error_so_deliveries_cannot_scan_ports(
+    sessions: async_sessionmaker[AsyncSession], service: ConsentService, keys: KeyStore
+) -> None:
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def speak_another_protocol(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+        await writer.drain()
+        writer.close()
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    servers = [
+        await asyncio.start_server(handler, "127.0.0.1", 0) for handler in (hang_up, speak_another_protocol)
+    ]
+    ports = [closed_port, *(server.sockets[0].getsockname()[1] for server in servers)]
+    try:
+        for port in ports:
+            await register_webhook(
+                sessions,
+                CONSUMER,
+                {"member": CONSUMER, "url": f"http://127.0.0.1:{port}/hooks", "events": ["withdrawn"]},
+                allow_private_networks=True,
+            )
+        await _withdraw(service, await _active_consent(service))
+        async with httpx.AsyncClient() as client:
+            report = await dispatch_once(sessions, keys.active(), client, allow_private_networks=True)
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+    assert report.failed == 3
+    pending = await deliveries(sessions, status="pending")
+    assert sorted(item["url"] for item in pending) == sorted(
+        f"http://127.0.0.1:{port}/hooks" for port in ports
+    )
+    assert {item["last_error"] for item in pending} == {UNREACHABLE}
+
+
+# --- notices nobody subscribed to ---------------------------------------------------------------------------
+
+
+async def test_a_notice_owed_to_members_without_a_subscribed_webhook_is_listed_as_unroutable(
+    sessions: async_sessionmaker[AsyncSession], service: ConsentService, keys: KeyStore, receivers: Receivers
+) -> None:
+    await _register(sessions, CONSUMER, CONSUMER_URL, ["revoked"])  # subscribed, not to withdrawals
+    await _register(sessions, OUTSIDER, OUTSIDER_URL, ALL_EVENTS)
+    consent_id = await _active_consent(service)
+    await _withdraw(service, consent_id)
+
+    async with receivers.client() as client:
+        report = await dispatch_once(sessions, keys.active(), client, now=T0)
+        again = await dispatch_once(sessions, keys.active(), client, now=T0 + timedelta(days=1))
+
+    assert report == DispatchReport(unroutable=2)
+    assert again == DispatchReport()
+    assert receivers.requests == []
+    unroutable = await deliveries(sessions, status="unroutable")
+    standards.validator("consent-delivery-list@1.1.0").check({"items": unroutable, "total": len(unroutable)})
+    assert sorted(item["member"] for item in unroutable) == sorted([CONSUMER, PROVIDER])
+    for item in unroutable:
+        assert item["notification"]["consent_id"] == consent_id
+        assert item["notification"]["event"] == "withdrawn"
+        assert item["attempts"] == 0
+        assert "webhook_id" not in item
+        assert "url" not in item
+        assert "next_attempt_at" not in item
+    assert await deliveries(sessions, status="unroutable", member=PROVIDER) == [
+        item for item in unroutable if item["member"] == PROVIDER
+    ]
+    assert await deliveries(sessions, member=OUTSIDER) == []
+    assert await deliveries(sessions, status="pending") == []
+
+
+async def test_unroutable_deliveries_are_written_once_however_many_dispatchers_fan_out(
+    sessions: async_sessionmaker[AsyncSession], service: ConsentService, keys: KeyStore, receivers: Receivers
+) -> None:
+    await _withdraw(service, await _active_consent(service))
+
+    async with receivers.client() as client:
+        first = await dispatch_once(sessions, keys.active(), client, now=T0)
+        async with sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).values(delivered_at=None, available_at=T0 - timedelta(days=1))
+            )
+        second = await dispatch_once(sessions, keys.active(), client, now=T0)
+
+    assert (first.unroutable, second.unroutable) == (2, 0)
+    assert len(await deliveries(sessions, status="unroutable")) == 2
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(WebhookRow)) == 0

@@ -1,0 +1,149 @@
+"""Fixtures shared by the identity tests: a token issuer of our own, the identity block wired to it, a
+migrated database (SQLite and, when configured, PostgreSQL), the person register over it, and people."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from litestar.testing import AsyncTestClient
+
+from dpi.app import DpiApp, create_app, migrate
+from dpi.blocks import Block
+from dpi.db import create_engine, session_factory
+from dpi.keys import SigningKey
+from dpi.settings import Settings
+from dpi.tokens import JwtTokenVerifier
+from identity.block import identity_block
+from identity.service import PersonRegister
+
+OPERATOR = "operator-centre-17-ahmed"
+AUTHORITY = "civil-registrar-rabat"
+EXCHANGE = "DPI/GOV/EXCHANGE/gateway"
+LABOUR = "DPI/GOV/MOL/jobseekers"
+HEALTH = "DPI/GOV/MOH/patients"
+SECTORS = (LABOUR, HEALTH)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+AMINA: dict[str, Any] = {
+    "names": {
+        "latin": {"given_name": "Amina", "family_name": "El Idrissi"},
+        "arabic": {"given_name": "أمينة", "family_name": "الإدريسي"},
+    },
+    "date_of_birth": "1990-04-12",
+    "sex": "female",
+    "place_of_birth": {"locality": "Fès", "country": "MA"},
+    "address": {"line": "12 rue des Orangers", "locality": "Rabat", "postal_code": "10000", "country": "MA"},
+    "phone": "+212612345678",
+    "preferred_language": "ar",
+}
+YOUSSEF: dict[str, Any] = {
+    "names": {"latin": {"given_name": "Youssef", "family_name": "Benali"}},
+    "date_of_birth": "1985-01-30",
+    "place_of_birth": {"locality": "Casablanca", "country": "MA"},
+}
+
+
+def amina() -> dict[str, Any]:
+    return copy.deepcopy(AMINA)
+
+
+def youssef() -> dict[str, Any]:
+    return copy.deepcopy(YOUSSEF)
+
+
+@dataclass
+class TokenIssuer:
+    """An OpenID provider stand-in: signs RFC 9068 access tokens with a key of its own."""
+
+    issuer: str = "https://identity.test.example"
+    key: SigningKey = field(default_factory=lambda: SigningKey.generate("EdDSA"))
+
+    def token(self, subject: str, *scopes: str, member: str | None = None) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "jti": str(uuid.uuid4()),
+            "scope": " ".join(scopes),
+            "iat": now,
+            "exp": now + 300,
+        }
+        if member is not None:
+            payload["member"] = member
+        headers = {"kid": self.key.kid, "typ": "at+jwt"}
+        return jwt.encode(payload, self.key.private_key, algorithm=self.key.alg, headers=headers)
+
+    def headers(self, subject: str, *scopes: str, member: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(subject, *scopes, member=member)}"}
+
+    def verifier(self) -> JwtTokenVerifier:
+        return JwtTokenVerifier(self.issuer, jwks={"keys": [self.key.public_jwk()]})
+
+
+@dataclass
+class Clock:
+    """A clock the tests move."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def token_issuer() -> TokenIssuer:
+    return TokenIssuer()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def identity_block_under_test(token_issuer: TokenIssuer, clock: Clock) -> Block:
+    return identity_block(
+        token_verifier=lambda _settings: token_issuer.verifier(), clock=clock, pseudonym_sectors=SECTORS
+    )
+
+
+@pytest.fixture
+async def migrated(settings: Settings, identity_block_under_test: Block) -> Settings:
+    await migrate(settings, [identity_block_under_test])
+    return settings
+
+
+@pytest.fixture
+async def register(migrated: Settings, clock: Clock) -> AsyncIterator[PersonRegister]:
+    """The person register over a migrated database, with fixed keys and the test clock."""
+    engine = create_engine(migrated.database)
+    try:
+        yield PersonRegister(
+            session_factory(engine),
+            pseudonym_key=b"p" * 32,
+            vid_key=b"v" * 32,
+            clock=clock,
+            pseudonym_sectors=SECTORS,
+        )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def identity_app(migrated: Settings, identity_block_under_test: Block) -> DpiApp:
+    return create_app(migrated, blocks=[identity_block_under_test])
+
+
+@pytest.fixture
+async def identity_client(identity_app: DpiApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with AsyncTestClient(app=identity_app) as client:
+        yield client
