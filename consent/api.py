@@ -525,6 +525,9 @@ def build_routes(runtime: ConsentRuntime) -> list[HTTPRouteHandler]:
         channel = party_channel(body)
         principal = await authenticate(request, SCOPE_INVALIDATE)
         authority = principal.member or (principal.subject if _ACTOR_ID.match(principal.subject) else None)
+        if authority is None:
+            # Every event names who acted; an authority the token cannot name may not invalidate.
+            raise _actor_not_allowed("the token names no usable authority id")
         result = await service.act(
             wanted,
             Action.INVALIDATE,

@@ -233,6 +233,28 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "(development and single-machine demos only; production requires public https receivers)",
     ),
     Setting(
+        "DPI_OTP_SENDER",
+        "otp_sender",
+        _choice("console", "http"),
+        "console",
+        "how one-time codes reach people: printed on the console (development and the demo) or sent "
+        "through the SMS gateway at DPI_SMS_GATEWAY_URL",
+    ),
+    Setting(
+        "DPI_SMS_GATEWAY_URL",
+        "sms_gateway_url",
+        _base_url,
+        "",
+        "SMS gateway endpoint that receives {to, text} as JSON when DPI_OTP_SENDER=http",
+    ),
+    Setting(
+        "DPI_SMS_GATEWAY_TOKEN",
+        "sms_gateway_token",
+        _optional_text,
+        "",
+        "bearer token for the SMS gateway (keep it in a secret store, not in the TOML file)",
+    ),
+    Setting(
         "DPI_LOG_LEVEL",
         "log_level",
         _choice("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -284,6 +306,9 @@ class Settings:
     max_body_bytes: int = 1048576
     migrate_on_start: bool = True
     allow_private_callbacks: bool = False
+    otp_sender: str = "console"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
     token_issuer: str | None = None
     token_jwks_url: str | None = None
     log_level: str = "INFO"
@@ -349,6 +374,8 @@ class Settings:
         settings = cls(**values)
         if settings.telemetry_exporter == "otlp" and settings.otlp_endpoint is None:
             raise SettingsError("DPI_OTLP_ENDPOINT: must be set when DPI_TELEMETRY_EXPORTER=otlp")
+        if settings.otp_sender == "http" and settings.sms_gateway_url is None:
+            raise SettingsError("DPI_SMS_GATEWAY_URL: must be set when DPI_OTP_SENDER=http")
         return settings
 
 

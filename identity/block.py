@@ -5,15 +5,23 @@ mount it explicitly with ``dpi.app.create_app(settings, blocks=[identity_block()
 :class:`IdentityRuntime` (register, token verifier) exists per mounted app.
 
 Its secrets live in ``<var_dir>/identity/``: ``pseudonym.key`` derives every sector pseudonym (rotating
-it re-keys every sector, see :mod:`identity.pseudonyms`) and ``vid.key`` keys the hashes under which
-virtual IDs are stored (replacing it makes every issued virtual ID unresolvable). Both are 32 random
+it re-keys every sector, see :mod:`identity.pseudonyms`), ``vid.key`` keys the hashes under which
+virtual IDs are stored (replacing it makes every issued virtual ID unresolvable) and ``otp.key`` keys the
+hashes of one-time codes (every process sharing the database must hold the same one). Each is 32 random
 bytes, mode 0600, created on first use.
+
+One-time codes reach people through the sender ``DPI_OTP_SENDER`` names: the console (development and
+the demo) or an SMS gateway. Expired code transactions are purged by the block's background task.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +31,24 @@ from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
 from identity import api
+from identity.authentication import OtpAuthenticator
 from identity.pseudonyms import load_or_create_key
+from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, OtpSender
 from identity.service import PersonRegister
 
-__all__ = ["VERSION", "IdentityRuntime", "block", "identity_block", "jwt_verifier", "key_paths"]
+__all__ = [
+    "VERSION",
+    "IdentityRuntime",
+    "block",
+    "configured_sender",
+    "identity_block",
+    "jwt_verifier",
+    "key_paths",
+    "otp_key_path",
+]
 
 VERSION: Final = "0.1.0"
+_log = logging.getLogger("identity.block")
 
 
 def _utcnow() -> datetime:
@@ -46,6 +66,17 @@ def key_paths(settings: Settings) -> tuple[Path, Path]:
     return directory / "pseudonym.key", directory / "vid.key"
 
 
+def otp_key_path(settings: Settings) -> Path:
+    return settings.var_dir / "identity" / "otp.key"
+
+
+def configured_sender(settings: Settings) -> OtpSender:
+    """The OTP sender ``DPI_OTP_SENDER`` names."""
+    if settings.otp_sender == "http" and settings.sms_gateway_url is not None:
+        return HttpSmsGatewaySender(settings.sms_gateway_url, token=settings.sms_gateway_token)
+    return ConsoleOtpSender()
+
+
 @dataclass
 class IdentityRuntime:
     """What the block's routes share within one app."""
@@ -53,13 +84,16 @@ class IdentityRuntime:
     context: BlockContext
     register: PersonRegister
     verifier: TokenVerifier
+    authenticator: OtpAuthenticator
 
 
 def identity_block(
     *,
     token_verifier: Callable[[Settings], TokenVerifier] = jwt_verifier,
+    otp_sender: Callable[[Settings], OtpSender] = configured_sender,
     clock: Callable[[], datetime] = _utcnow,
     pseudonym_sectors: Sequence[str] = (),
+    purge_interval_seconds: float = 3600.0,
 ) -> Block:
     """The identity block; tests give a verifier for their own token issuer and a clock they control.
 
@@ -79,8 +113,18 @@ def identity_block(
                 clock=clock,
                 pseudonym_sectors=pseudonym_sectors,
             )
+            authenticator = OtpAuthenticator(
+                context.sessions,
+                register,
+                otp_sender(context.settings),
+                secret=load_or_create_key(otp_key_path(context.settings)),
+                clock=clock,
+            )
             runtime = IdentityRuntime(
-                context=context, register=register, verifier=token_verifier(context.settings)
+                context=context,
+                register=register,
+                verifier=token_verifier(context.settings),
+                authenticator=authenticator,
             )
             runtimes[context] = runtime
         return runtime
@@ -90,8 +134,33 @@ def identity_block(
         prefix="/identity",
         version=VERSION,
         routes=lambda context: api.build_routes(runtime_for(context)),
+        lifespan=lambda context: _purging(runtime_for(context), purge_interval_seconds),
         migrations=Path(__file__).parent / "migrations",
     )
+
+
+@asynccontextmanager
+async def _purging(runtime: IdentityRuntime, interval_seconds: float) -> AsyncIterator[None]:
+    """Delete one-time-code rows no rule needs any more, every ``interval_seconds``, for the app's life."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await runtime.authenticator.purge()
+            except Exception as error:  # a failed round is retried next time; the app keeps serving
+                _log.error(
+                    "identity purge failed",
+                    extra={"event": "identity_purge_failed", "exception_type": type(error).__name__},
+                )
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 block: Final = identity_block()

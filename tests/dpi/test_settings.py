@@ -57,6 +57,8 @@ def test_environment_values_are_parsed() -> None:
         ("DPI_MAX_BODY_BYTES", "10", "DPI_MAX_BODY_BYTES: must be between"),
         ("DPI_HOST", "  ", "DPI_HOST: must not be empty"),
         ("DPI_TELEMETRY_EXPORTER", "otlp", "DPI_OTLP_ENDPOINT: must be set"),
+        ("DPI_OTP_SENDER", "pigeon", "DPI_OTP_SENDER: must be one of"),
+        ("DPI_OTP_SENDER", "http", "DPI_SMS_GATEWAY_URL: must be set"),
     ],
 )
 def test_bad_values_name_the_setting(variable: str, value: str, fragment: str) -> None:
