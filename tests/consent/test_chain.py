@@ -23,32 +23,10 @@ from consent.service import GENESIS_HASH, Actor, ConsentService, event_document,
 from dpi import db
 from dpi.keys import KeyStore, SigningKey
 from dpi.signing import sign_compact, verify_compact
+from tests.consent.agreements import AMINA, CONSUMER, YOUSSEF, agreement_draft
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "consent" / "migrations"
-CONSUMER = "DPI/GOV/MOL/jobseekers"
-AMINA = "amina-pseudonym-mol-0001"
-YOUSSEF = "youssef-pseudonym-mol-02"
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-def agreement_draft() -> dict[str, Any]:
-    return {
-        "agreement_id": "mol-jobseeker-registration",
-        "consumer": CONSUMER,
-        "providers": [{"provider": "DPI/GOV/MOI/civil-registry", "service": "person"}],
-        "purpose": "jobseeker-registration",
-        "legal_basis": "consent",
-        "data_items": [{"schema": "person@1.0.0", "fields": ["/names", "/date_of_birth"]}],
-        "retention_days": 365,
-        "max_validity_days": 180,
-        "revocable": True,
-        "controller": {"name": "Ministry of Labour", "contact": "dpo@labour.gov.example"},
-        "notices": {
-            "en": {"text": "The Ministry of Labour reads your name and date of birth."},
-            "fr": {"text": "Le ministère du Travail lit votre nom et votre date de naissance."},
-            "ar": {"text": "تقرأ وزارة العمل اسمك وتاريخ ميلادك."},
-        },
-    }
 
 
 @dataclass

@@ -21,35 +21,10 @@ from consent.lifecycle import Action, ActorRole, Channel, State
 from consent.service import Actor, ConsentService
 from dpi import db
 from dpi.keys import KeyStore
+from tests.consent.agreements import AMINA, CONSUMER, GUARDIAN, PROVIDER, agreement_draft
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "consent" / "migrations"
-CONSUMER = "DPI/GOV/MOL/jobseekers"
-PROVIDER = "DPI/GOV/MOI/civil-registry"
-AMINA = "amina-pseudonym-mol-0001"
-GUARDIAN = "guardian-pseudonym-0003"
 DPV = "https://w3id.org/dpv#"
-
-
-def agreement_draft(**changes: Any) -> dict[str, Any]:
-    draft: dict[str, Any] = {
-        "agreement_id": "mol-jobseeker-registration",
-        "consumer": CONSUMER,
-        "providers": [{"provider": PROVIDER, "service": "person"}],
-        "purpose": "jobseeker-registration",
-        "legal_basis": "consent",
-        "data_items": [{"schema": "person@1.0.0", "fields": ["/names", "/date_of_birth"]}],
-        "retention_days": 365,
-        "max_validity_days": 180,
-        "revocable": True,
-        "controller": {"name": "Ministry of Labour", "contact": "dpo@labour.gov.example"},
-        "notices": {
-            "en": {"text": "The Ministry of Labour reads your name and date of birth to register you."},
-            "fr": {"text": "Le ministère du Travail lit votre nom et votre date de naissance."},
-            "ar": {"text": "تقرأ وزارة العمل اسمك وتاريخ ميلادك لتسجيلك."},
-        },
-    }
-    draft.update(changes)
-    return draft
 
 
 @dataclass
