@@ -102,6 +102,22 @@ def _edit_history(document: Any) -> Any:
     return document
 
 
+def _drop_member(member: str) -> Callable[[Any], Any]:
+    def change(document: Any) -> Any:
+        if isinstance(document, dict):
+            document.pop(member, None)
+        return document
+
+    return change
+
+
+def _status_as(old: int, new: int, path_suffix: str) -> Any:
+    def rewrite(scope: Any, status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        return (new if status == old and scope["path"].endswith(path_suffix) else status), headers, body
+
+    return rewrite
+
+
 @pytest.mark.parametrize(
     ("rewrite", "expected"),
     [
@@ -112,8 +128,19 @@ def _edit_history(document: Any) -> Any:
         (_conflicts_as_success, {"CNS-003"}),
         (_rewrite_json("/receipts", _break_receipt_signatures), {"CNS-010"}),
         (_rewrite_json("/v1/me/chain", _edit_history), {"CNS-012"}),
+        (_rewrite_json("/export/kantara", _drop_member("consentReceiptID")), {"CNS-011"}),
+        (_status_as(422, 200, "/approve"), {"CNS-015"}),
+        (_status_as(404, 500, "/withdraw"), {"CNS-014"}),
     ],
-    ids=["permits-everything", "allows-illegal-transitions", "unsigned-receipts", "edited-chain"],
+    ids=[
+        "permits-everything",
+        "allows-illegal-transitions",
+        "unsigned-receipts",
+        "edited-chain",
+        "invalid-export",
+        "ignores-the-notice",
+        "crashes-on-unknown-ids",
+    ],
 )
 async def test_broken_consent_services_fail_the_right_requirements(
     make_app: AppFactory, conformance_of: Runner, rewrite: Any, expected: set[str]
@@ -122,3 +149,12 @@ async def test_broken_consent_services_fail_the_right_requirements(
     report = await conformance_of(Rewrite(app, rewrite), ["consent"], OPTIONS)
     assert expected <= _failed(report)
     assert report.verdict == "fail"
+
+
+async def test_a_service_without_notifications_fails_only_the_should(
+    make_app: AppFactory, conformance_of: Runner
+) -> None:
+    app = await make_app([_trusting_block()], allow_private_callbacks=True)
+    report = await conformance_of(Rewrite(app, _status_as(201, 500, "/v1/webhooks")), ["consent"], OPTIONS)
+    assert _failed(report) == {"CNS-016"}
+    assert report.verdict == "pass"
