@@ -71,6 +71,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine`` whose objects stay readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -122,6 +123,7 @@ async def upgrade(engine: AsyncEngine, block_migrations: Sequence[Path] = ()) ->
 
 
 async def migration_state(engine: AsyncEngine, block_migrations: Sequence[Path] = ()) -> MigrationState:
+    """Applied and expected revisions of the kernel and the given blocks (read only)."""
     config = _alembic_config(_locations(block_migrations))
     async with engine.connect() as connection:
         return await connection.run_sync(_state_sync, config)

@@ -43,6 +43,7 @@ _access_log = logging.getLogger("dpi.access")
 
 
 def current_request_id() -> str | None:
+    """The id of the request being served in this task, if any."""
     return _request_id.get()
 
 
