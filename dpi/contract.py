@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["CONTRACT_KEY", "Contract", "Parameter"]
+__all__ = ["CONTRACT_KEY", "Body", "Contract", "Parameter"]
 
 CONTRACT_KEY: Final = "contract"
 
@@ -39,12 +39,23 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Body:
+    """A body that is not JSON (a form, an HTML page, a JWT): its ``standards`` schema and media type."""
+
+    schema: str
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Contract:
-    """Summary, request body schema and response body schemas (``name@version``) of one operation."""
+    """Summary, request body schema and response body schemas of one operation.
+
+    A schema is named ``name@version`` (a JSON body), or given as a :class:`Body` for another media type.
+    """
 
     summary: str
-    responses: Mapping[int, str]
-    request: str | None = None
+    responses: Mapping[int, str | Body]
+    request: str | Body | None = None
     parameters: tuple[Parameter, ...] = ()
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = field(default=(400, 404, 405, 413, 415, 500))

@@ -15,7 +15,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 import standards
-from dpi.contract import CONTRACT_KEY, Contract
+from dpi.contract import CONTRACT_KEY, Body, Contract
 
 __all__ = ["ERROR_SCHEMA", "build_openapi", "undocumented_bodies"]
 
@@ -47,12 +47,13 @@ def _operation(
         if name not in declared
     ]
     responses: dict[str, Any] = {}
-    for status, schema_ref in sorted(contract.responses.items()):
-        exact = _resolve(schema_ref)
+    for status, response in sorted(contract.responses.items()):
+        body = response if isinstance(response, Body) else Body(response)
+        exact = _resolve(body.schema)
         refs.add(exact)
         responses[str(status)] = {
             "description": "success" if status < 400 else "refusal",
-            "content": {_JSON: {"schema": _component_ref(exact)}},
+            "content": {body.media_type: {"schema": _component_ref(exact)}},
         }
     error = _resolve(ERROR_SCHEMA)
     refs.add(error)
@@ -74,9 +75,13 @@ def _operation(
     if parameters:
         operation["parameters"] = parameters
     if contract.request is not None:
-        exact = _resolve(contract.request)
+        body = contract.request if isinstance(contract.request, Body) else Body(contract.request)
+        exact = _resolve(body.schema)
         refs.add(exact)
-        operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": _component_ref(exact)}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {body.media_type: {"schema": _component_ref(exact)}},
+        }
     return operation, refs
 
 

@@ -61,3 +61,34 @@ def test_checker_refuses_bodies_without_a_schema_ref(operation: dict[str, Any], 
 def test_every_ref_target_is_a_published_schema() -> None:
     components = standards.openapi_components(["error@1.0.0"])
     assert "error-1.0.0" in components
+
+
+def test_bodies_in_other_media_types_keep_their_schema(sqlite_settings: Settings) -> None:
+    from litestar import Litestar, post
+
+    from dpi.contract import Body, Contract
+    from dpi.openapi import build_openapi
+
+    @post(
+        "/form",
+        opt=Contract(
+            "a form in, a page out",
+            {200: Body("health@1.0.0", "text/html")},
+            request=Body("validation-request@1.0.0", "application/x-www-form-urlencoded"),
+            errors=(),
+        ).as_opt(),
+    )
+    async def form() -> str:
+        return ""
+
+    document = build_openapi(Litestar([form]), title="t", version="1", server_url="/")
+    operation = document["paths"]["/form"]["post"]
+    assert operation["requestBody"]["content"] == {
+        "application/x-www-form-urlencoded": {
+            "schema": {"$ref": "#/components/schemas/validation-request-1.0.0"}
+        }
+    }
+    assert operation["responses"]["200"]["content"] == {
+        "text/html": {"schema": {"$ref": "#/components/schemas/health-1.0.0"}}
+    }
+    assert undocumented_bodies(document) == []
