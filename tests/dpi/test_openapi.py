@@ -81,7 +81,7 @@ def test_bodies_in_other_media_types_keep_their_schema(sqlite_settings: Settings
     async def form() -> str:
         return ""
 
-    document = build_openapi(Litestar([form]), title="t", version="1", server_url="/")
+    document = build_openapi(Litestar([form], openapi_config=None), title="t", version="1", server_url="/")
     operation = document["paths"]["/form"]["post"]
     assert operation["requestBody"]["content"] == {
         "application/x-www-form-urlencoded": {
