@@ -27,11 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from litestar.handlers import HTTPRouteHandler
+
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
-from identity import api
+from identity import api, oidc
 from identity.authentication import OtpAuthenticator
+from identity.cli import identity_group
 from identity.pseudonyms import load_or_create_key
 from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, OtpSender
 from identity.service import PersonRegister
@@ -133,10 +136,19 @@ def identity_block(
         name="identity",
         prefix="/identity",
         version=VERSION,
-        routes=lambda context: api.build_routes(runtime_for(context)),
+        routes=lambda context: _routes(runtime_for(context), clock),
+        cli=identity_group,
         lifespan=lambda context: _purging(runtime_for(context), purge_interval_seconds),
         migrations=Path(__file__).parent / "migrations",
     )
+
+
+def _routes(runtime: IdentityRuntime, clock: Callable[[], datetime]) -> list[HTTPRouteHandler]:
+    """The register's operator API and the OpenID provider."""
+    return [
+        *api.build_routes(runtime),
+        *oidc.build_routes(runtime.context, runtime.register, runtime.authenticator, clock=clock),
+    ]
 
 
 @asynccontextmanager

@@ -1,0 +1,263 @@
+"""The OpenID provider's client registry: relying parties, their metadata (``identity-client`` schema,
+names from OpenID Connect Dynamic Client Registration 1.0,
+https://openid.net/specs/openid-connect-registration-1_0.html) and their hashed secrets.
+
+Metadata is refused, never stored, when it fails the schema or one of the cross-field rules: every
+redirect URI is an absolute https URI without fragment (http only for a loopback host, RFC 8252
+section 7.3); ``private_key_jwt`` needs ``jwks`` or ``jwks_uri`` while ``client_secret_basic`` takes
+neither; ``scope`` includes ``openid``. This provider does not yet verify client assertions, so
+``private_key_jwt`` is refused too (its discovery document does not offer it).
+
+A client's secret is 32 random bytes shown once at registration and stored as its SHA-256 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list  # type: ignore[import-untyped]
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import standards
+from dpi.errors import DpiError, ErrorDetail
+from identity.oidc_models import ClientRow
+
+__all__ = [
+    "CLIENT_SCHEMA",
+    "SUPPORTED_AUTH_METHODS",
+    "ClientRegistry",
+    "RegisteredClient",
+    "hash_secret",
+    "validate_client_metadata",
+]
+
+CLIENT_SCHEMA: Final = "identity-client@1.0.0"
+SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic",)
+_ACTIVE: Final = "active"
+_DISABLED: Final = "disabled"
+_DEFAULTS: Final[Mapping[str, Any]] = {
+    "token_endpoint_auth_method": "client_secret_basic",
+    "require_pkce": True,
+    "claims_locale": "fr",
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 (hex) of a client secret: enough for 256-bit random secrets, which no search reverses."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redirect_problem(uri: str) -> str | None:
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "not a URI"
+    if parts.fragment or "#" in uri:
+        return "a redirect URI has no fragment"
+    if not parts.hostname:
+        return "a redirect URI is absolute, with a host"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return None
+    return "a redirect URI uses https (http only for localhost)"
+
+
+def validate_client_metadata(document: Any) -> dict[str, Any]:
+    """The metadata with its defaults filled in, or ``DpiError("request.invalid")`` with every problem."""
+    schema = standards.validator(CLIENT_SCHEMA)
+    if not schema.is_valid(document):
+        raise DpiError(
+            "request.invalid",
+            details=[ErrorDetail(i.pointer, i.reason_code, i.message) for i in schema.issues(document)],
+        )
+    metadata = {**_DEFAULTS, **document}
+    problems: list[ErrorDetail] = []
+    for index, uri in enumerate(metadata["redirect_uris"]):
+        problem = _redirect_problem(uri)
+        if problem is not None:
+            problems.append(ErrorDetail(f"/redirect_uris/{index}", "request.invalid", problem))
+    method = metadata["token_endpoint_auth_method"]
+    has_keys = "jwks" in metadata or "jwks_uri" in metadata
+    if method == "private_key_jwt" and not has_keys:
+        problems.append(
+            ErrorDetail(
+                "/token_endpoint_auth_method", "request.invalid", "private_key_jwt needs jwks or jwks_uri"
+            )
+        )
+    if method == "client_secret_basic" and has_keys:
+        problems.append(
+            ErrorDetail("/jwks", "request.invalid", "client_secret_basic clients register no keys")
+        )
+    if "jwks" in metadata and "jwks_uri" in metadata:
+        problems.append(ErrorDetail("/jwks_uri", "request.invalid", "give jwks or jwks_uri, not both"))
+    if method not in SUPPORTED_AUTH_METHODS and not problems:
+        problems.append(
+            ErrorDetail(
+                "/token_endpoint_auth_method",
+                "request.invalid",
+                f"this provider authenticates clients with {', '.join(SUPPORTED_AUTH_METHODS)} only",
+            )
+        )
+    if "openid" not in metadata["scope"]:
+        problems.append(ErrorDetail("/scope", "request.invalid", "scope must include openid"))
+    if problems:
+        raise DpiError("request.invalid", details=problems)
+    return metadata
+
+
+@dataclass(frozen=True)
+class RegisteredClient(ClientMixin):  # type: ignore[misc]
+    """A registered, active client as authlib's authorization server sees it."""
+
+    metadata: Mapping[str, Any]
+    secret_hash: str | None
+
+    @property
+    def client_id(self) -> str:
+        return str(self.metadata["client_id"])
+
+    @property
+    def sector(self) -> str:
+        return str(self.metadata["sector"])
+
+    @property
+    def require_pkce(self) -> bool:
+        return bool(self.metadata["require_pkce"])
+
+    @property
+    def claims_locale(self) -> str:
+        return str(self.metadata["claims_locale"])
+
+    @property
+    def userinfo_signed(self) -> bool:
+        return "userinfo_signed_response_alg" in self.metadata
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        uris = self.metadata["redirect_uris"]
+        # OpenID Connect Core 3.1.2.1: redirect_uri is required; only a single registered URI is implied.
+        return str(uris[0]) if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = set(self.metadata["scope"])
+        return " ".join(item for item in scope_to_list(scope) or [] if item in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.metadata["redirect_uris"]
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(hash_secret(client_secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return bool(method == self.metadata["token_endpoint_auth_method"])
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"
+
+
+def _document(row: ClientRow) -> dict[str, Any]:
+    return {**row.metadata_document, "status": row.status}
+
+
+class ClientRegistry:
+    """Registered clients in the identity block's database."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def add(self, metadata: Any) -> tuple[dict[str, Any], str | None]:
+        """Register a client; returns its stored metadata and its secret (shown only now).
+
+        ``request.invalid`` for metadata the rules refuse, ``identity.client_exists`` for a taken id.
+        """
+        document = validate_client_metadata(metadata)
+        secret = (
+            secrets.token_urlsafe(32)
+            if document["token_endpoint_auth_method"] == "client_secret_basic"  # noqa: S105 (a method name)
+            else None
+        )
+        row = ClientRow(
+            client_id=document["client_id"],
+            metadata_document=document,
+            secret_hash=hash_secret(secret) if secret is not None else None,
+            status=_ACTIVE,
+            created_at=self.clock(),
+            disabled_at=None,
+        )
+        try:
+            async with self.sessions() as session, session.begin():
+                if await session.get(ClientRow, row.client_id) is not None:
+                    raise DpiError("identity.client_exists")
+                session.add(row)
+        except IntegrityError:
+            raise DpiError("identity.client_exists") from None
+        return _document(row), secret
+
+    async def client(self, client_id: str) -> RegisteredClient | None:
+        """The active client ``client_id``, or None (unknown and disabled clients alike)."""
+        if not client_id or len(client_id) > 64:
+            return None
+        async with self.sessions() as session:
+            row = await session.get(ClientRow, client_id)
+        if row is None or row.status != _ACTIVE:
+            return None
+        return RegisteredClient(dict(row.metadata_document), row.secret_hash)
+
+    async def show(self, client_id: str) -> dict[str, Any]:
+        """The client's metadata and status; ``identity.client_not_found`` if unknown."""
+        async with self.sessions() as session:
+            row = await session.get(ClientRow, client_id)
+        if row is None:
+            raise DpiError("identity.client_not_found")
+        return _document(row)
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every client, by id."""
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(ClientRow).order_by(ClientRow.client_id))).all()
+        return [_document(row) for row in rows]
+
+    async def disable(self, client_id: str) -> None:
+        """Disable the client: it can no longer start a sign-in nor redeem a code."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(ClientRow)
+                .where(ClientRow.client_id == client_id)
+                .values(status=_DISABLED, disabled_at=self.clock())
+            )
+            if getattr(result, "rowcount", 0) == 0:
+                raise DpiError("identity.client_not_found")

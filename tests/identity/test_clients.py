@@ -1,0 +1,123 @@
+"""The client registry: metadata refused unless consistent, secrets stored hashed, disabling, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from dpi.blocks import Block
+from dpi.db import create_engine, session_factory
+from dpi.errors import DpiError
+from dpi.keys import SigningKey
+from dpi.settings import Settings
+from identity.cli_clients import client_group
+from identity.clients import ClientRegistry, validate_client_metadata
+from identity.oidc_models import ClientRow
+
+GOOD: dict[str, Any] = {
+    "client_id": "labour-portal",
+    "client_name": "Labour portal",
+    "redirect_uris": ["https://labour.example/callback"],
+    "sector": "DPI/GOV/MOL/jobseekers",
+    "scope": ["openid", "profile"],
+}
+
+
+@pytest.fixture
+async def registry(migrated: Settings, identity_block_under_test: Block) -> AsyncIterator[ClientRegistry]:
+    engine = create_engine(migrated.database)
+    try:
+        yield ClientRegistry(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def test_defaults_are_filled_in() -> None:
+    document = validate_client_metadata(GOOD)
+    assert document["require_pkce"] is True
+    assert document["token_endpoint_auth_method"] == "client_secret_basic"
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        ({"redirect_uris": ["http://labour.example/callback"]}, "/redirect_uris/0"),
+        ({"redirect_uris": ["https://labour.example/callback#x"]}, "/redirect_uris/0"),
+        ({"redirect_uris": ["/callback"]}, "/redirect_uris/0"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "/token_endpoint_auth_method"),
+        ({"jwks": {"keys": [SigningKey.generate().public_jwk()]}}, "/jwks"),
+        ({"scope": ["profile"]}, "/scope"),
+        ({"scope": ["openid", "email"]}, "/scope/1"),
+        ({"require_pkce": "yes"}, "/require_pkce"),
+        ({"colour": "blue"}, "/colour"),
+        ({"sector": "has spaces"}, "/sector"),
+        ({"userinfo_signed_response_alg": "none"}, "/userinfo_signed_response_alg"),
+    ],
+)
+def test_inconsistent_metadata_is_refused(change: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(DpiError) as refused:
+        validate_client_metadata({**GOOD, **change})
+    assert refused.value.reason_code == "request.invalid"
+    assert pointer in [detail.pointer for detail in refused.value.details]
+
+
+def test_http_is_allowed_for_loopback_only() -> None:
+    for uri in ("http://localhost:8080/cb", "http://127.0.0.1/cb", "http://[::1]/cb"):
+        assert validate_client_metadata({**GOOD, "redirect_uris": [uri]})["redirect_uris"] == [uri]
+
+
+async def test_secrets_are_stored_hashed_and_checked(registry: ClientRegistry) -> None:
+    stored, secret = await registry.add(GOOD)
+    assert secret is not None
+    assert stored["status"] == "active"
+    async with registry.sessions() as session:
+        row = await session.scalar(select(ClientRow))
+    assert row is not None
+    assert secret not in json.dumps(row.metadata_document)
+    assert row.secret_hash != secret
+    client = await registry.client("labour-portal")
+    assert client is not None
+    assert client.check_client_secret(secret)
+    assert not client.check_client_secret(secret + "x")
+
+
+async def test_a_taken_id_is_refused(registry: ClientRegistry) -> None:
+    await registry.add(GOOD)
+    with pytest.raises(DpiError) as refused:
+        await registry.add(GOOD)
+    assert refused.value.reason_code == "identity.client_exists"
+
+
+async def test_a_disabled_client_is_unknown_to_the_provider(registry: ClientRegistry) -> None:
+    await registry.add(GOOD)
+    await registry.disable("labour-portal")
+    assert await registry.client("labour-portal") is None
+    assert (await registry.show("labour-portal"))["status"] == "disabled"
+    with pytest.raises(DpiError) as refused:
+        await registry.disable("nobody")
+    assert refused.value.reason_code == "identity.client_not_found"
+
+
+def test_the_cli_adds_lists_shows_and_disables(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DPI_DATABASE_URL", migrated.database)
+    monkeypatch.setenv("DPI_VAR_DIR", str(migrated.var_dir))
+    runner = CliRunner()
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps(GOOD), encoding="utf-8")
+    added = runner.invoke(client_group, ["add", str(path)])
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["client_secret"]
+    assert "labour-portal\tactive" in runner.invoke(client_group, ["list"]).output
+    assert runner.invoke(client_group, ["disable", "labour-portal"]).exit_code == 0
+    assert json.loads(runner.invoke(client_group, ["show", "labour-portal"]).output)["status"] == "disabled"
+    refused = runner.invoke(client_group, ["add", "-"], input=json.dumps({**GOOD, "scope": ["profile"]}))
+    assert refused.exit_code == 2
+    assert "openid" in refused.output
