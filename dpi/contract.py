@@ -50,11 +50,13 @@ class Body:
 class Contract:
     """Summary, request body schema and response body schemas of one operation.
 
-    A schema is named ``name@version`` (a JSON body), or given as a :class:`Body` for another media type.
+    A schema is named ``name@version`` (a JSON body), or given as a :class:`Body` for another media type;
+    a tuple offers several media types for one status (content negotiation), and ``None`` declares a
+    response without a body (a redirect).
     """
 
     summary: str
-    responses: Mapping[int, str | Body]
+    responses: Mapping[int, str | Body | tuple[str | Body, ...] | None]
     request: str | Body | None = None
     parameters: tuple[Parameter, ...] = ()
     tags: tuple[str, ...] = ()

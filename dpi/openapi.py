@@ -47,14 +47,18 @@ def _operation(
         if name not in declared
     ]
     responses: dict[str, Any] = {}
-    for status, response in sorted(contract.responses.items()):
-        body = response if isinstance(response, Body) else Body(response)
-        exact = _resolve(body.schema)
-        refs.add(exact)
-        responses[str(status)] = {
-            "description": "success" if status < 400 else "refusal",
-            "content": {body.media_type: {"schema": _component_ref(exact)}},
-        }
+    for status, offered in sorted(contract.responses.items()):
+        description = "success" if status < 400 else "refusal"
+        if offered is None:
+            responses[str(status)] = {"description": "redirect" if 300 <= status < 400 else description}
+            continue
+        content: dict[str, Any] = {}
+        for response in offered if isinstance(offered, tuple) else (offered,):
+            body = response if isinstance(response, Body) else Body(response)
+            exact = _resolve(body.schema)
+            refs.add(exact)
+            content[body.media_type] = {"schema": _component_ref(exact)}
+        responses[str(status)] = {"description": description, "content": content}
     error = _resolve(ERROR_SCHEMA)
     refs.add(error)
     for status in contract.errors:
@@ -129,7 +133,7 @@ def build_openapi(app: Litestar, *, title: str, version: str, server_url: str) -
     }
 
 
-_BODILESS_STATUSES: Final = frozenset({"204", "304"})
+_BODILESS_STATUSES: Final = frozenset({"204", "301", "302", "303", "304", "307", "308"})
 _BODY_METHODS: Final = frozenset({"post", "put", "patch"})
 _HTTP_METHODS: Final = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 

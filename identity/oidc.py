@@ -906,6 +906,10 @@ _USERINFO_SUMMARY: Final = (
     "Claims about the signed-in person (OpenID Connect Core 1.0 section 5.3), the access token in the "
     "Authorization header; a signed JWT (application/jwt) for clients registered for one"
 )
+_USERINFO_BODIES: Final = (
+    "identity-userinfo@1.0.0",
+    Body("identity-userinfo-jwt@1.0.0", "application/jwt"),
+)
 
 
 def _language(request: Request[Any, Any, Any], query: Sequence[tuple[str, str]]) -> str:
@@ -1048,7 +1052,7 @@ def build_routes(
         opt=Contract(
             "The code page's form: check the code, open the session and redirect (302) to the client with "
             "the authorization code; the page again, or an error page, when it cannot",
-            {400: _PAGE},
+            {302: None, 400: _PAGE},
             request=Body("identity-oidc-otp-form@1.0.0", _FORM),
             tags=_TAGS,
             errors=_KERNEL_FORM_ERRORS,
@@ -1110,7 +1114,7 @@ def build_routes(
     @get(
         "/userinfo",
         opt=Contract(
-            _USERINFO_SUMMARY, {200: "identity-userinfo@1.0.0"}, tags=_TAGS, errors=(401, *_KERNEL_ERRORS)
+            _USERINFO_SUMMARY, {200: _USERINFO_BODIES}, tags=_TAGS, errors=(401, *_KERNEL_ERRORS)
         ).as_opt(),
     )
     async def userinfo(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -1120,7 +1124,7 @@ def build_routes(
         "/userinfo",
         opt=Contract(
             _USERINFO_SUMMARY,
-            {200: "identity-userinfo@1.0.0"},
+            {200: _USERINFO_BODIES},
             request=Body("identity-oidc-userinfo-request@1.0.0", _FORM),
             tags=_TAGS,
             errors=(401, *_KERNEL_FORM_ERRORS),

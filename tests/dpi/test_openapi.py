@@ -92,3 +92,30 @@ def test_bodies_in_other_media_types_keep_their_schema(sqlite_settings: Settings
         "text/html": {"schema": {"$ref": "#/components/schemas/health-1.0.0"}}
     }
     assert undocumented_bodies(document) == []
+
+
+def test_several_media_types_and_redirects() -> None:
+    from litestar import Litestar, get
+
+    from dpi.contract import Body, Contract
+    from dpi.openapi import build_openapi
+
+    @get(
+        "/either",
+        opt=Contract(
+            "JSON or a signed JWT; or elsewhere",
+            {200: ("health@1.0.0", Body("health@1.0.0", "application/jwt")), 302: None},
+            errors=(),
+        ).as_opt(),
+    )
+    async def either() -> str:
+        return ""
+
+    document = build_openapi(Litestar([either], openapi_config=None), title="t", version="1", server_url="/")
+    responses = document["paths"]["/either"]["get"]["responses"]
+    assert set(responses["200"]["content"]) == {"application/json", "application/jwt"}
+    assert responses["302"] == {"description": "redirect"}
+    assert undocumented_bodies(document) == []
+    assert undocumented_bodies(
+        {"paths": {"/x": {"get": {"responses": {"200": {"description": "no body?"}}}}}}
+    ) == ["GET /x"]
