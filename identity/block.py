@@ -32,7 +32,7 @@ from litestar.handlers import HTTPRouteHandler
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
-from identity import api, oidc
+from identity import api, oidc, oidc_tokens
 from identity.authentication import OtpAuthenticator
 from identity.cli import identity_group
 from identity.pseudonyms import load_or_create_key
@@ -144,10 +144,11 @@ def identity_block(
 
 
 def _routes(runtime: IdentityRuntime, clock: Callable[[], datetime]) -> list[HTTPRouteHandler]:
-    """The register's operator API and the OpenID provider."""
+    """The register's operator API, the OpenID provider, and token introspection and revocation."""
     return [
         *api.build_routes(runtime),
         *oidc.build_routes(runtime.context, runtime.register, runtime.authenticator, clock=clock),
+        *oidc_tokens.build_token_routes(runtime.context, clock=clock),
     ]
 
 

@@ -1,0 +1,356 @@
+"""Token introspection (RFC 7662) and revocation (RFC 7009) driven over HTTP as resource servers and relying
+parties would, on tokens obtained by a full sign-in."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from litestar.testing import AsyncTestClient
+
+import identity
+import standards
+from dpi.app import create_app, migrate
+from dpi.blocks import Block, BlockContext
+from dpi.db import create_engine, session_factory
+from dpi.keys import SigningKey
+from dpi.openapi import undocumented_bodies
+from dpi.settings import Settings
+from identity import oidc
+from identity.authentication import OtpAuthenticator
+from identity.clients import ClientRegistry
+from identity.oidc_tokens import build_token_routes
+from identity.senders import MemoryOtpSender
+from identity.service import Actor, PersonRegister
+from tests.identity.conftest import HEALTH, LABOUR, OPERATOR, Clock, amina
+from tests.identity.test_oidc import (
+    HEALTH_REDIRECT,
+    REDIRECT,
+    Provider,
+    authorize_query,
+    code_of,
+    exchange,
+    pkce,
+    sign_in,
+)
+
+INTROSPECT = "/identity/introspect"
+REVOKE = "/identity/revoke"
+ENDPOINTS = (INTROSPECT, REVOKE)
+
+
+def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
+    def routes(context: BlockContext) -> list[Any]:
+        register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
+        authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
+        return [
+            *oidc.build_routes(context, register, authenticator, clock=clock),
+            *build_token_routes(context, clock=clock),
+        ]
+
+    return Block(
+        name="identity",
+        prefix="/identity",
+        version="0.1.0",
+        routes=routes,
+        migrations=Path(identity.__file__).parent / "migrations",
+    )
+
+
+@pytest.fixture
+async def provider(settings: Settings) -> AsyncIterator[Provider]:
+    clock = Clock(now=datetime.now(UTC))
+    sender = MemoryOtpSender()
+    block = _block(sender, clock)
+    await migrate(settings, [block])
+    engine = create_engine(settings.database)
+    sessions = session_factory(engine)
+    register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
+    clients = ClientRegistry(sessions, clock=clock)
+    issued: dict[str, str] = {}
+    for client_id, sector, uri in (
+        ("labour-portal", LABOUR, REDIRECT),
+        ("health-portal", HEALTH, HEALTH_REDIRECT),
+    ):
+        _, secret = await clients.add(
+            {
+                "client_id": client_id,
+                "client_name": client_id.replace("-", " ").title(),
+                "redirect_uris": [uri],
+                "sector": sector,
+                "scope": ["openid", "profile", "phone"],
+            }
+        )
+        assert secret is not None
+        issued[client_id] = secret
+    record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
+    app = create_app(settings, blocks=[block])
+    try:
+        async with AsyncTestClient(app=app) as http:
+            http.follow_redirects = False
+            yield Provider(
+                app,
+                http,
+                sender,
+                register,
+                clients,
+                clock,
+                issued,
+                record["uin"],
+                f"{settings.public_url}/identity",
+            )
+    finally:
+        await engine.dispose()
+
+
+async def signed_in_tokens(provider: Provider) -> dict[str, Any]:
+    """The labour portal's tokens after Amina signs in."""
+    verifier, challenge = pkce()
+    redirect = await sign_in(
+        provider,
+        authorize_query(code_challenge=challenge, code_challenge_method="S256", scope="openid profile"),
+    )
+    response = await exchange(provider, code_of(redirect), verifier)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens
+
+
+async def call(
+    provider: Provider, path: str, token: str | None, client_id: str = "labour-portal"
+) -> httpx.Response:
+    data = {"token": token} if token is not None else {}
+    return await provider.http.post(path, data=data, auth=(client_id, provider.secrets[client_id]))
+
+
+async def userinfo_status(provider: Provider, access: str) -> int:
+    response = await provider.http.get("/identity/userinfo", headers={"Authorization": f"Bearer {access}"})
+    return response.status_code
+
+
+def valid(ref: str, instance: Any) -> bool:
+    return standards.validator(ref).issues(instance) == []
+
+
+async def test_an_active_token_introspects_with_the_sector_pseudonym_and_no_uin(provider: Provider) -> None:
+    tokens = await signed_in_tokens(provider)
+    response = await call(provider, INTROSPECT, tokens["access_token"])
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert valid("identity-oidc-introspection@1.0.0", body)
+    access = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert body == {
+        "active": True,
+        "scope": "openid profile",
+        "client_id": "labour-portal",
+        "sub": await provider.register.sector_pseudonym_for(provider.uin, LABOUR),
+        "exp": access["exp"],
+        "iat": access["iat"],
+        "token_type": "Bearer",
+    }
+    assert provider.uin not in response.text
+
+
+async def test_a_revoked_token_is_inactive_and_refused_by_userinfo(provider: Provider) -> None:
+    access = (await signed_in_tokens(provider))["access_token"]
+    assert await userinfo_status(provider, access) == 200
+
+    revoked = await call(provider, REVOKE, access)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json() == {}
+    assert valid("identity-oidc-revocation@1.0.0", revoked.json())
+
+    assert (await call(provider, INTROSPECT, access)).json() == {"active": False}
+    assert await userinfo_status(provider, access) == 401
+    # Revoking again changes nothing and still answers 200 (RFC 7009 section 2.2).
+    assert (await call(provider, REVOKE, access)).status_code == 200
+
+
+async def test_an_expired_token_is_inactive(provider: Provider) -> None:
+    access = (await signed_in_tokens(provider))["access_token"]
+    provider.clock.now += oidc.ACCESS_TOKEN_TTL - timedelta(seconds=1)
+    assert (await call(provider, INTROSPECT, access)).json()["active"] is True
+    provider.clock.now += timedelta(seconds=2)
+    assert (await call(provider, INTROSPECT, access)).json() == {"active": False}
+
+
+async def test_another_clients_token_is_inactive_to_it_and_not_revoked_by_it(provider: Provider) -> None:
+    access = (await signed_in_tokens(provider))["access_token"]
+    foreign = await call(provider, INTROSPECT, access, client_id="health-portal")
+    assert foreign.json() == {"active": False}
+    assert (await call(provider, REVOKE, access, client_id="health-portal")).status_code == 200
+    assert (await call(provider, INTROSPECT, access)).json()["active"] is True
+    assert await userinfo_status(provider, access) == 200
+
+
+async def test_a_token_of_a_deactivated_person_is_inactive(provider: Provider) -> None:
+    access = (await signed_in_tokens(provider))["access_token"]
+    await provider.register.deactivate(
+        provider.uin, actor=Actor("authority", "civil-registrar-01"), reason="identity fraud investigation"
+    )
+    assert (await call(provider, INTROSPECT, access)).json() == {"active": False}
+
+
+def _forged_token(issuer: str, audience: str) -> str:
+    now = int(time.time())
+    key = SigningKey.generate("EdDSA")
+    claims = {
+        "iss": issuer,
+        "sub": "someone",
+        "aud": audience,
+        "client_id": "labour-portal",
+        "scope": "openid",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "forged",
+    }
+    return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": "at+jwt"})
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-token", "eyJhbGciOiJub25lIn0.e30.", "x" * 5000, "forged", "id_token"],
+)
+async def test_tokens_that_are_not_active_access_tokens_are_inactive_and_revoke_answers_200(
+    provider: Provider, token: str
+) -> None:
+    tokens = await signed_in_tokens(provider)
+    if token == "forged":
+        token = _forged_token(provider.issuer, provider.issuer.removesuffix("/identity"))
+    elif token == "id_token":  # signed by the provider's own key, but not an access token
+        token = tokens["id_token"]
+    assert (await call(provider, INTROSPECT, token)).json() == {"active": False}
+    revoked = await call(provider, REVOKE, token)
+    assert revoked.status_code == 200
+    assert revoked.json() == {}
+    assert (await call(provider, INTROSPECT, tokens["access_token"])).json()["active"] is True
+
+
+def _basic(raw: bytes) -> str:
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "wrong-secret",
+        "unknown-client",
+        "Bearer abc",
+        "Basic !!!not-base64",
+        _basic(b"\xff\xfe:\xff"),
+        _basic(b"labour-portal"),
+    ],
+)
+async def test_unauthenticated_clients_get_invalid_client(
+    provider: Provider, path: str, authorization: str | None
+) -> None:
+    headers: dict[str, str] = {}
+    if authorization == "wrong-secret":
+        headers["Authorization"] = _basic(b"labour-portal:not-the-secret")
+    elif authorization == "unknown-client":
+        headers["Authorization"] = _basic(b"nobody:" + provider.secrets["labour-portal"].encode())
+    elif authorization is not None:
+        headers["Authorization"] = authorization
+    response = await provider.http.post(path, data={"token": "anything"}, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+    assert valid("oauth-error@1.0.0", response.json())
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    "form",
+    [{}, {"token": ""}, {"token_type_hint": "access_token"}, {"token": ["a", "b"]}],
+    ids=["no-token", "empty-token", "hint-only", "repeated-token"],
+)
+async def test_requests_without_one_token_get_invalid_request(
+    provider: Provider, path: str, form: dict[str, Any]
+) -> None:
+    response = await provider.http.post(
+        path, data=form, auth=("labour-portal", provider.secrets["labour-portal"])
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert valid("oauth-error@1.0.0", response.json())
+
+
+async def test_the_endpoints_are_documented_by_their_schemas(provider: Provider) -> None:
+    document = (await provider.http.get("/openapi.json")).json()
+    assert undocumented_bodies(document) == []
+    for path, request, success in (
+        (INTROSPECT, "identity-oidc-introspection-request-1.0.0", "identity-oidc-introspection-1.0.0"),
+        (REVOKE, "identity-oidc-revocation-request-1.0.0", "identity-oidc-revocation-1.0.0"),
+    ):
+        operation = document["paths"][path]["post"]
+        content = operation["requestBody"]["content"]
+        assert content == {
+            "application/x-www-form-urlencoded": {"schema": {"$ref": f"#/components/schemas/{request}"}}
+        }
+        responses = operation["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(success)
+        for status in ("400", "401"):
+            assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith(
+                "oauth-error-1.0.0"
+            )
+
+
+_ACTIVE: dict[str, Any] = {
+    "active": True,
+    "scope": "openid profile",
+    "client_id": "labour-portal",
+    "sub": "pseudonym",
+    "exp": 1800000300,
+    "iat": 1800000000,
+    "token_type": "Bearer",
+}
+
+
+@pytest.mark.parametrize(
+    ("ref", "instance"),
+    [
+        ("identity-oidc-introspection@1.0.0", {}),
+        ("identity-oidc-introspection@1.0.0", {"active": True}),
+        ("identity-oidc-introspection@1.0.0", {"active": False, "sub": "pseudonym"}),
+        ("identity-oidc-introspection@1.0.0", {"active": "false"}),
+        ("identity-oidc-introspection@1.0.0", {**_ACTIVE, "uin": "1234567890"}),
+        ("identity-oidc-introspection@1.0.0", {**_ACTIVE, "token_type": "mac"}),
+        ("identity-oidc-introspection@1.0.0", {**_ACTIVE, "exp": "1800000300"}),
+        ("identity-oidc-introspection-request@1.0.0", {}),
+        ("identity-oidc-introspection-request@1.0.0", {"token": "a b"}),
+        ("identity-oidc-introspection-request@1.0.0", {"token": "t", "client_secret": "s"}),
+        ("identity-oidc-revocation-request@1.0.0", {"token": ""}),
+        ("identity-oidc-revocation-request@1.0.0", {"token": "t", "token_type_hint": "Access Token"}),
+        ("identity-oidc-revocation@1.0.0", {"revoked": True}),
+    ],
+)
+def test_schemas_refuse_what_the_endpoints_do_not_accept_or_send(ref: str, instance: Any) -> None:
+    assert not valid(ref, instance)
+
+
+@pytest.mark.parametrize(
+    ("ref", "instance"),
+    [
+        ("identity-oidc-introspection@1.0.0", {"active": False}),
+        ("identity-oidc-introspection@1.0.0", _ACTIVE),
+        ("identity-oidc-introspection@1.0.0", {**_ACTIVE, "scope": ""}),
+        (
+            "identity-oidc-introspection-request@1.0.0",
+            {"token": "eyJ.e30.sig", "token_type_hint": "access_token"},
+        ),
+        ("identity-oidc-revocation-request@1.0.0", {"token": "eyJ.e30.sig"}),
+        ("identity-oidc-revocation@1.0.0", {}),
+    ],
+)
+def test_schemas_accept_what_the_endpoints_take_and_answer(ref: str, instance: Any) -> None:
+    assert valid(ref, instance)
