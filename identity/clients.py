@@ -4,11 +4,14 @@ https://openid.net/specs/openid-connect-registration-1_0.html) and their hashed 
 
 Metadata is refused, never stored, when it fails the schema or one of the cross-field rules: every
 redirect URI is an absolute https URI without fragment (http only for a loopback host, RFC 8252
-section 7.3); ``private_key_jwt`` needs ``jwks`` or ``jwks_uri`` while ``client_secret_basic`` takes
-neither; ``scope`` includes ``openid``. This provider does not yet verify client assertions, so
-``private_key_jwt`` is refused too (its discovery document does not offer it).
+section 7.3); ``private_key_jwt`` needs ``jwks`` while ``client_secret_basic`` takes no keys; every
+registered key is a public signing key for one of :data:`ASSERTION_ALGORITHMS`; ``scope`` includes
+``openid``. ``jwks_uri`` is refused for now: the provider does not fetch client keys, so they are
+registered inline.
 
-A client's secret is 32 random bytes shown once at registration and stored as its SHA-256 only.
+A client's secret is 32 random bytes shown once at registration and stored as its SHA-256 only. A
+``private_key_jwt`` client has no secret: it signs a client assertion (RFC 7523,
+https://www.rfc-editor.org/rfc/rfc7523) with a key of its ``jwks``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import jwt
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list  # type: ignore[import-untyped]
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,16 +37,24 @@ from dpi.errors import DpiError, ErrorDetail
 from identity.oidc_models import ClientRow
 
 __all__ = [
+    "ASSERTION_ALGORITHMS",
     "CLIENT_SCHEMA",
     "SUPPORTED_AUTH_METHODS",
     "ClientRegistry",
     "RegisteredClient",
+    "assertion_algorithm",
     "hash_secret",
     "validate_client_metadata",
 ]
 
 CLIENT_SCHEMA: Final = "identity-client@1.0.0"
-SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic",)
+SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic", "private_key_jwt")
+ASSERTION_ALGORITHMS: Final = ("EdDSA", "ES256", "PS256")
+_ALGORITHM_OF_KEY: Final[Mapping[tuple[str, str | None], str]] = {
+    ("OKP", "Ed25519"): "EdDSA",
+    ("EC", "P-256"): "ES256",
+    ("RSA", None): "PS256",
+}
 _ACTIVE: Final = "active"
 _DISABLED: Final = "disabled"
 _DEFAULTS: Final[Mapping[str, Any]] = {
@@ -86,6 +98,48 @@ def _redirect_problem(uri: str) -> str | None:
     return "a redirect URI uses https (http only for localhost)"
 
 
+def assertion_algorithm(jwk: Mapping[str, Any]) -> str | None:
+    """The one algorithm of :data:`ASSERTION_ALGORITHMS` that the public JWK verifies, or None.
+
+    Ed25519 keys verify EdDSA, P-256 keys ES256 and RSA keys PS256 (never RS256); a key naming another
+    ``alg``, or meant for encryption, verifies nothing here.
+    """
+    kty, crv = str(jwk.get("kty")), jwk.get("crv")
+    algorithm = _ALGORITHM_OF_KEY.get((kty, crv if isinstance(crv, str) else None))
+    if algorithm is None or jwk.get("alg", algorithm) != algorithm or jwk.get("use", "sig") != "sig":
+        return None
+    try:
+        jwt.PyJWK(dict(jwk), algorithm=algorithm)
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        return None
+    return algorithm
+
+
+def _key_problems(metadata: Mapping[str, Any]) -> list[ErrorDetail]:
+    problems: list[ErrorDetail] = []
+    if "jwks_uri" in metadata:
+        problems.append(
+            ErrorDetail(
+                "/jwks_uri",
+                "request.invalid",
+                "this provider does not fetch client keys from jwks_uri yet; register them inline as jwks",
+            )
+        )
+    keys = metadata.get("jwks", {}).get("keys", [])
+    for index, key in enumerate(keys):
+        if assertion_algorithm(key) is None:
+            problems.append(
+                ErrorDetail(
+                    f"/jwks/keys/{index}",
+                    "request.invalid",
+                    f"a client key is a public signing key for {', '.join(ASSERTION_ALGORITHMS)}",
+                )
+            )
+    if len({key.get("kid") for key in keys}) != len(keys):
+        problems.append(ErrorDetail("/jwks/keys", "request.invalid", "every client key has its own kid"))
+    return problems
+
+
 def validate_client_metadata(document: Any) -> dict[str, Any]:
     """The metadata with its defaults filled in, or ``DpiError("request.invalid")`` with every problem."""
     schema = standards.validator(CLIENT_SCHEMA)
@@ -114,14 +168,8 @@ def validate_client_metadata(document: Any) -> dict[str, Any]:
         )
     if "jwks" in metadata and "jwks_uri" in metadata:
         problems.append(ErrorDetail("/jwks_uri", "request.invalid", "give jwks or jwks_uri, not both"))
-    if method not in SUPPORTED_AUTH_METHODS and not problems:
-        problems.append(
-            ErrorDetail(
-                "/token_endpoint_auth_method",
-                "request.invalid",
-                f"this provider authenticates clients with {', '.join(SUPPORTED_AUTH_METHODS)} only",
-            )
-        )
+    if method == "private_key_jwt":
+        problems.extend(_key_problems(metadata))
     if "openid" not in metadata["scope"]:
         problems.append(ErrorDetail("/scope", "request.invalid", "scope must include openid"))
     if problems:
@@ -155,6 +203,16 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     @property
     def userinfo_signed(self) -> bool:
         return "userinfo_signed_response_alg" in self.metadata
+
+    @property
+    def assertion_keys(self) -> dict[str, dict[str, Any]]:
+        """The client's registered public keys by ``kid`` (none for a ``client_secret_basic`` client)."""
+        keys = self.metadata.get("jwks", {}).get("keys", []) if self.auth_method == "private_key_jwt" else []
+        return {str(key["kid"]): dict(key) for key in keys}
+
+    @property
+    def auth_method(self) -> str:
+        return str(self.metadata["token_endpoint_auth_method"])
 
     def get_client_id(self) -> str:
         return self.client_id

@@ -1,6 +1,8 @@
 """The identity block's OpenID provider (OpenID Connect Core 1.0,
 https://openid.net/specs/openid-connect-core-1_0.html): authorization code flow with PKCE (RFC 7636),
-sign-in by one-time code, pairwise subjects per sector, RFC 9068 JWT access tokens and userinfo.
+sign-in by one-time code, pairwise subjects per sector, RFC 9068 JWT access tokens and userinfo;
+clients authenticate at the token endpoint by HTTP Basic or by a signed client assertion
+(``private_key_jwt``, OpenID Connect Core 1.0 section 9 and RFC 7523).
 
 The protocol is authlib's (``AuthorizationServer``, ``AuthorizationCodeGrant``, ``CodeChallenge``,
 ``OpenIDCode``); this module adapts it to Litestar and to an asynchronous database. Authlib's hooks
@@ -13,6 +15,12 @@ The issuer is ``<public_url>/identity``. The ``sub`` of every token is the perso
 client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves this module. ID tokens
 and access tokens are signed with the kernel's active key (EdDSA by default), published at
 ``/identity/.well-known/jwks.json``.
+
+A client assertion is checked before authlib runs (its hooks cannot wait on the database): signed with
+one of the client's registered keys (EdDSA, ES256 or PS256), ``iss`` and ``sub`` the client id, ``aud``
+the token endpoint or the issuer, ``exp`` in the future and at most :data:`CLIENT_ASSERTION_TTL`
+away, and a ``jti`` never seen before: each accepted ``jti`` is kept until the assertion expires, so a
+replayed assertion is refused. Any failure is ``invalid_client`` (401, RFC 6749 section 5.2).
 
 Sign-in: ``GET /identity/authorize`` checks the request; with no usable session it shows the sign-in
 page (UIN or virtual ID), which sends a code through :class:`identity.authentication.OtpAuthenticator`;
@@ -58,7 +66,9 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import select, update
+from sqlalchemy import DateTime, String, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
 
 from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
@@ -66,8 +76,14 @@ from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
 from identity.authentication import OtpAuthenticator
-from identity.clients import SUPPORTED_AUTH_METHODS, ClientRegistry, RegisteredClient
-from identity.models import PersonRow, PseudonymRow
+from identity.clients import (
+    ASSERTION_ALGORITHMS,
+    SUPPORTED_AUTH_METHODS,
+    ClientRegistry,
+    RegisteredClient,
+    assertion_algorithm,
+)
+from identity.models import IdentityBase, PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
 from identity.pages import LANGUAGES, choose_language, render, strings
 from identity.pseudonyms import load_or_create_key
@@ -77,6 +93,8 @@ from standards import component_key
 __all__ = [
     "ACCESS_TOKEN_TTL",
     "ACR_SMS_OTP",
+    "CLIENT_ASSERTION_TTL",
+    "CLIENT_ASSERTION_TYPE",
     "CODE_TTL",
     "SCOPES",
     "SESSION_TTL",
@@ -91,6 +109,9 @@ ID_TOKEN_TTL: Final = timedelta(minutes=5)
 SESSION_TTL: Final = timedelta(minutes=15)
 FLOW_TTL: Final = timedelta(minutes=10)
 ACR_SMS_OTP: Final = "urn:dpi:acr:sms-otp"
+CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_TTL: Final = timedelta(minutes=5)
+_MAX_ASSERTION: Final = 8192
 _AMR: Final = ["sms", "otp"]
 _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
@@ -133,6 +154,21 @@ def _aware(moment: datetime) -> datetime:
 
 def _epoch(moment: datetime) -> int:
     return int(_aware(moment).timestamp())
+
+
+class _ClientAssertionRow(IdentityBase):
+    """A client assertion accepted at the token endpoint (migration ``identity_0004``), kept until it
+    expires so that it cannot be used again; keyed by the SHA-256 of its client id and ``jti``."""
+
+    __tablename__ = "identity_oidc_client_assertion"
+
+    assertion_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _AssertionRefused(Exception):
+    """A client assertion that does not authenticate its client (the reason is logged, never sent)."""
 
 
 # --- authlib's view of our requests, clients, codes and people -----------------------------------------
@@ -324,14 +360,21 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         provider: _Provider,
         clients: Sequence[RegisteredClient] = (),
         code: _Code | None = None,
+        asserted: RegisteredClient | None = None,
     ) -> None:
         super().__init__()
         self.provider = provider
         self.clients = {client.client_id: client for client in clients}
         self.code = code
+        self.asserted = asserted
         self.outcome = _Outcome()
         self.register_grant(_CodeGrant, [_Pkce(required=True), _OpenId(provider)])
         self.register_token_generator("default", self._access_token)
+        self.register_client_auth_method("private_key_jwt", self._asserted_client)
+
+    def _asserted_client(self, query_client: Callable[[str], Any], request: OAuth2Request) -> Any:
+        """The client whose assertion :meth:`_Provider.authenticate_assertion` already verified."""
+        return self.asserted
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         return self.clients.get(client_id)
@@ -677,15 +720,23 @@ class _Provider:
         form_data = await request.form()
         form = [(str(name), str(value)) for name, value in form_data.multi_items()]
         authorization = request.headers.get("authorization")
-        client_id, _secret = extract_basic_authorization(
-            {"Authorization": authorization} if authorization else {}
-        )
-        client = await self.clients.client(client_id or "")
+        data = dict(form)
+        asserted = None
+        if "client_assertion" in data or "client_assertion_type" in data:
+            # One authentication method per request (RFC 6749 section 2.3): HTTP Basic beside an
+            # assertion authenticates nobody.
+            client = None if authorization else await self.authenticate_assertion(form)
+            asserted = client
+        else:
+            client_id, _secret = extract_basic_authorization(
+                {"Authorization": authorization} if authorization else {}
+            )
+            client = await self.clients.client(client_id or "")
         code = None
-        code_value = dict(form).get("code")
+        code_value = data.get("code")
         if client is not None and code_value:
             code = await self._load_code(code_value, client)
-        server = _Server(self, [client] if client is not None else [], code)
+        server = _Server(self, [client] if client is not None else [], code, asserted)
         oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
         status, body, headers = server.create_token_response(oauth_request)
         if status == 200 and code is not None and not await self._consume(code, server.outcome):
@@ -695,6 +746,102 @@ class _Provider:
             status_code=status,
             headers={**dict(headers), "Cache-Control": "no-store", "Pragma": "no-cache"},
         )
+
+    async def authenticate_assertion(self, form: Sequence[tuple[str, str]]) -> RegisteredClient | None:
+        """The ``private_key_jwt`` client the form's assertion authenticates (RFC 7523 section 3), or None.
+
+        The ``jti`` is recorded only once everything else holds, so a forged assertion cannot spend a
+        genuine client's ``jti``.
+        """
+        try:
+            client, claims = await self._verified_assertion(form)
+            await self._spend(client, claims)
+        except _AssertionRefused as refused:
+            _log.info(
+                "client assertion refused",
+                extra={"event": "oidc_client_assertion_refused", "reason": str(refused)},
+            )
+            return None
+        return client
+
+    async def _verified_assertion(
+        self, form: Sequence[tuple[str, str]]
+    ) -> tuple[RegisteredClient, dict[str, Any]]:
+        values: dict[str, list[str]] = defaultdict(list)
+        for name, value in form:
+            values[name].append(value)
+        if values.get("client_assertion_type") != [CLIENT_ASSERTION_TYPE]:
+            raise _AssertionRefused("client_assertion_type is missing, repeated or not jwt-bearer")
+        assertions = values.get("client_assertion", [])
+        if len(assertions) != 1 or not assertions[0] or len(assertions[0]) > _MAX_ASSERTION:
+            raise _AssertionRefused("client_assertion is missing, repeated or too long")
+        assertion = assertions[0]
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise _AssertionRefused("client_assertion is not a JWT") from None
+        client_id = unverified.get("iss")
+        if not isinstance(client_id, str):
+            raise _AssertionRefused("the assertion names no issuer")
+        client = await self.clients.client(client_id)
+        if client is None or client.auth_method != "private_key_jwt":
+            raise _AssertionRefused("the issuer is not a private_key_jwt client")
+        if values.get("client_id", [client_id]) != [client_id]:
+            raise _AssertionRefused("client_id differs from the assertion's issuer")
+        algorithm = header.get("alg")
+        jwk = client.assertion_keys.get(str(header.get("kid", "")))
+        if jwk is None and "kid" not in header and len(client.assertion_keys) == 1:
+            (jwk,) = client.assertion_keys.values()
+        if algorithm not in ASSERTION_ALGORITHMS or jwk is None or assertion_algorithm(jwk) != algorithm:
+            raise _AssertionRefused("the assertion is not signed with a registered key and algorithm")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                assertion,
+                jwt.PyJWK(jwk, algorithm=algorithm).key,
+                algorithms=[algorithm],
+                issuer=client_id,
+                audience=[self.url("/token"), self.issuer],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["iss", "sub", "aud", "exp", "jti"],
+                },
+            )
+        except (jwt.InvalidTokenError, jwt.PyJWKError):
+            raise _AssertionRefused("the assertion's signature or claims do not hold") from None
+        now = _epoch(self.clock())
+        expires = claims["exp"]
+        if (
+            claims["sub"] != client_id
+            or not isinstance(claims["jti"], str)
+            or not 0 < len(claims["jti"]) <= 256
+        ):
+            raise _AssertionRefused("the assertion's sub or jti is wrong")
+        if not isinstance(expires, int) or expires <= now:
+            raise _AssertionRefused("the assertion has expired")
+        if expires > now + int(CLIENT_ASSERTION_TTL.total_seconds()):
+            raise _AssertionRefused("the assertion lives too long")
+        return client, claims
+
+    async def _spend(self, client: RegisteredClient, claims: Mapping[str, Any]) -> None:
+        now = self.clock()
+        row = _ClientAssertionRow(
+            assertion_hash=_sha256(f"{client.client_id}\x00{claims['jti']}"),
+            client_id=client.client_id,
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+        try:
+            async with self.context.sessions() as session, session.begin():
+                await session.execute(
+                    delete(_ClientAssertionRow).where(_ClientAssertionRow.expires_at <= now)
+                )
+                if await session.get(_ClientAssertionRow, row.assertion_hash) is not None:
+                    raise _AssertionRefused("the assertion's jti was used before")
+                session.add(row)
+        except IntegrityError:
+            raise _AssertionRefused("the assertion's jti was used before") from None
 
     async def _load_code(self, value: str, client: RegisteredClient) -> _Code | None:
         code_hash = _sha256(value)
@@ -1097,7 +1244,8 @@ def build_routes(
         "/token",
         opt=Contract(
             "Redeem an authorization code for an ID token and an access token (OpenID Connect Core 1.0 "
-            "section 3.1.3), the client authenticated by HTTP Basic",
+            "section 3.1.3), the client authenticated by HTTP Basic or by a private_key_jwt client "
+            "assertion (OpenID Connect Core 1.0 section 9)",
             {
                 200: "identity-oidc-token-response@1.0.0",
                 400: _OAUTH_ERROR,

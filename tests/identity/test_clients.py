@@ -67,6 +67,64 @@ def test_inconsistent_metadata_is_refused(change: dict[str, Any], pointer: str) 
     assert pointer in [detail.pointer for detail in refused.value.details]
 
 
+def _key_client(*jwks: dict[str, Any]) -> dict[str, Any]:
+    return {**GOOD, "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": list(jwks)}}
+
+
+def test_private_key_jwt_clients_register_their_public_keys() -> None:
+    keys = [SigningKey.generate(alg).public_jwk() for alg in ("EdDSA", "ES256", "PS256")]
+    document = validate_client_metadata(_key_client(*keys))
+    assert document["jwks"] == {"keys": keys}
+
+
+_ED = SigningKey.generate("EdDSA").public_jwk()
+_RSA = SigningKey.generate("PS256").public_jwk()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "pointer"),
+    [
+        ({**_key_client(_ED), "jwks_uri": "https://labour.example/jwks"}, "/jwks_uri"),
+        (
+            {
+                **GOOD,
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": "https://labour.example/jwks",
+            },
+            "/jwks_uri",
+        ),
+        (_key_client({**_RSA, "alg": "RS256"}), "/jwks/keys/0"),
+        (_key_client({**_ED, "alg": "ES256"}), "/jwks/keys/0"),
+        (_key_client({**_ED, "use": "enc"}), "/jwks/keys/0"),
+        (_key_client({**_ED, "x": "AAAA"}), "/jwks/keys/0"),
+        (_key_client({**_ED, "crv": "Ed448"}), "/jwks/keys/0"),
+        (_key_client(_ED, {**SigningKey.generate("ES256").public_jwk(), "kid": _ED["kid"]}), "/jwks/keys"),
+        (_key_client({"kty": "oct", "kid": "shared", "k": "c2VjcmV0"}), "/jwks/keys/0/kty"),
+    ],
+)
+def test_private_key_jwt_keys_are_refused_unless_usable(metadata: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(DpiError) as refused:
+        validate_client_metadata(metadata)
+    assert refused.value.reason_code == "request.invalid"
+    assert pointer in [detail.pointer for detail in refused.value.details]
+
+
+async def test_a_private_key_jwt_client_has_keys_and_no_secret(registry: ClientRegistry) -> None:
+    key = SigningKey.generate("ES256")
+    stored, secret = await registry.add(_key_client(key.public_jwk()))
+    assert secret is None
+    assert stored["token_endpoint_auth_method"] == "private_key_jwt"
+    client = await registry.client("labour-portal")
+    assert client is not None
+    assert client.assertion_keys == {key.kid: key.public_jwk()}
+    assert not client.check_client_secret("")
+    basic = await registry.add({**GOOD, "client_id": "health-portal"})
+    assert basic[1] is not None
+    other = await registry.client("health-portal")
+    assert other is not None
+    assert other.assertion_keys == {}
+
+
 def test_http_is_allowed_for_loopback_only() -> None:
     for uri in ("http://localhost:8080/cb", "http://127.0.0.1/cb", "http://[::1]/cb"):
         assert validate_client_metadata({**GOOD, "redirect_uris": [uri]})["redirect_uris"] == [uri]

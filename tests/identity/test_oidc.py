@@ -27,6 +27,7 @@ import standards
 from dpi.app import DpiApp, create_app, migrate
 from dpi.blocks import Block, BlockContext
 from dpi.db import create_engine, session_factory
+from dpi.keys import SigningKey
 from dpi.openapi import undocumented_bodies
 from dpi.settings import Settings
 from identity import oidc
@@ -38,6 +39,7 @@ from tests.identity.conftest import HEALTH, LABOUR, OPERATOR, Clock, amina
 
 REDIRECT = "https://labour.example/callback"
 HEALTH_REDIRECT = "https://health.example/callback"
+JOBS_REDIRECT = "https://jobs.example/callback"
 
 
 @dataclass
@@ -436,7 +438,7 @@ async def test_discovery_matches_what_is_enforced(provider: Provider) -> None:
     document = (await provider.http.get("/identity/.well-known/openid-configuration")).json()
     assert document["issuer"] == provider.issuer
     assert document["code_challenge_methods_supported"] == ["S256"]
-    assert document["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert document["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "private_key_jwt"]
     assert document["response_types_supported"] == ["code"]
     assert document["subject_types_supported"] == ["pairwise"]
     assert document["request_uri_parameter_supported"] is False
@@ -693,3 +695,247 @@ async def test_userinfo_by_get_and_post_and_signed_is_valid_against_its_schemas(
 )
 def test_schemas_refuse_what_the_provider_does_not_accept_or_send(ref: str, instance: Any) -> None:
     assert issues(ref, instance) != []
+
+
+# --- private_key_jwt (OpenID Connect Core 1.0 section 9, RFC 7523) ---------------------------------------
+
+
+async def register_key_client(provider: Provider, alg: str = "EdDSA") -> SigningKey:
+    """Register ``jobs-portal``, which authenticates with assertions signed by the returned key."""
+    key = SigningKey.generate(alg)
+    _, secret = await provider.clients.add(
+        {
+            "client_id": "jobs-portal",
+            "client_name": "Jobs portal",
+            "redirect_uris": [JOBS_REDIRECT],
+            "sector": LABOUR,
+            "scope": ["openid", "profile"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [key.public_jwk()]},
+        }
+    )
+    assert secret is None
+    return key
+
+
+def client_assertion(
+    provider: Provider,
+    key: SigningKey,
+    client_id: str = "jobs-portal",
+    *,
+    algorithm: str | None = None,
+    headers: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    now = int(provider.clock.now.timestamp())
+    payload = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"{provider.issuer}/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(16),
+        **claims,
+    }
+    payload = {name: value for name, value in payload.items() if value is not None}
+    header = {"kid": key.kid, **(headers or {})}
+    return jwt.encode(payload, key.private_key, algorithm=algorithm or key.alg, headers=header)
+
+
+async def key_client_code(provider: Provider) -> tuple[str, str]:
+    verifier, challenge = pkce()
+    query = authorize_query(
+        "jobs-portal",
+        JOBS_REDIRECT,
+        scope="openid profile",
+        prompt="login",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    return code_of(await sign_in(provider, query), JOBS_REDIRECT), verifier
+
+
+async def redeem_with_assertion(
+    provider: Provider, code: str, verifier: str, fields: dict[str, str], auth: tuple[str, str] | None = None
+) -> httpx.Response:
+    return await provider.http.post(
+        "/identity/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": JOBS_REDIRECT,
+            "code_verifier": verifier,
+            **fields,
+        },
+        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+    )
+
+
+def assertion_fields(assertion: str) -> dict[str, str]:
+    return {"client_assertion_type": oidc.CLIENT_ASSERTION_TYPE, "client_assertion": assertion}
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "PS256"])
+async def test_a_private_key_jwt_client_signs_in(provider: Provider, alg: str) -> None:
+    key = await register_key_client(provider, alg)
+    code, verifier = await key_client_code(provider)
+    response = await redeem_with_assertion(
+        provider, code, verifier, assertion_fields(client_assertion(provider, key))
+    )
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    claims = verify_id_token(tokens["id_token"], await jwks(provider), provider.issuer, "jobs-portal")
+    assert claims["sub"] == await provider.register.sector_pseudonym_for(provider.uin, LABOUR)
+    userinfo = await provider.http.get(
+        "/identity/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert userinfo.status_code == 200
+    assert userinfo.json()["name"] == "Amina El Idrissi"
+
+
+async def test_the_issuer_is_an_accepted_audience_and_discovery_offers_private_key_jwt(
+    provider: Provider,
+) -> None:
+    key = await register_key_client(provider)
+    code, verifier = await key_client_code(provider)
+    assertion = client_assertion(provider, key, aud=provider.issuer)
+    response = await redeem_with_assertion(provider, code, verifier, assertion_fields(assertion))
+    assert response.status_code == 200, response.text
+    document = (await provider.http.get("/identity/.well-known/openid-configuration")).json()
+    assert "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
+
+
+def _assertion_case(
+    provider: Provider, key: SigningKey, case: str
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    now = int(provider.clock.now.timestamp())
+    other = SigningKey.generate(key.alg, kid=key.kid)
+    signed = {
+        "wrong key": lambda: client_assertion(provider, other),
+        "unknown kid": lambda: client_assertion(provider, key, headers={"kid": "not-registered"}),
+        "wrong audience": lambda: client_assertion(provider, key, aud="https://elsewhere.example/token"),
+        "expired": lambda: client_assertion(provider, key, exp=now - 1),
+        "lives too long": lambda: client_assertion(provider, key, exp=now + 3600),
+        "sub is not the client": lambda: client_assertion(provider, key, sub="labour-portal"),
+        "no jti": lambda: client_assertion(provider, key, jti=None),
+        "no exp": lambda: client_assertion(provider, key, exp=None),
+        "issuer authenticates by secret": lambda: client_assertion(provider, key, "labour-portal"),
+        "unknown issuer": lambda: client_assertion(provider, key, "nobody"),
+        "alg none": lambda: jwt.encode(
+            {
+                "iss": "jobs-portal",
+                "sub": "jobs-portal",
+                "aud": f"{provider.issuer}/token",
+                "exp": now + 60,
+                "jti": "j-none",
+            },
+            "",
+            algorithm="none",
+            headers={"kid": key.kid},
+        ),
+        "alg HS256": lambda: jwt.encode(
+            {
+                "iss": "jobs-portal",
+                "sub": "jobs-portal",
+                "aud": f"{provider.issuer}/token",
+                "exp": now + 60,
+                "jti": "j-hs",
+            },
+            "a-shared-secret-of-thirty-two-bytes!",
+            algorithm="HS256",
+            headers={"kid": key.kid},
+        ),
+    }
+    if case in signed:
+        return assertion_fields(signed[case]()), None
+    good = client_assertion(provider, key)
+    return {
+        "missing assertion": (
+            {"client_assertion_type": oidc.CLIENT_ASSERTION_TYPE, "client_id": "jobs-portal"},
+            None,
+        ),
+        "missing assertion type": ({"client_assertion": good}, None),
+        "wrong assertion type": (
+            {
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+                "client_assertion": good,
+            },
+            None,
+        ),
+        "not a JWT": (assertion_fields("not.a.jwt"), None),
+        "client_id differs": ({**assertion_fields(good), "client_id": "labour-portal"}, None),
+        "HTTP Basic as well": (assertion_fields(good), ("labour-portal", provider.secrets["labour-portal"])),
+    }[case]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong key",
+        "unknown kid",
+        "wrong audience",
+        "expired",
+        "lives too long",
+        "sub is not the client",
+        "no jti",
+        "no exp",
+        "issuer authenticates by secret",
+        "unknown issuer",
+        "alg none",
+        "alg HS256",
+        "missing assertion",
+        "missing assertion type",
+        "wrong assertion type",
+        "not a JWT",
+        "client_id differs",
+        "HTTP Basic as well",
+    ],
+)
+async def test_bad_client_assertions_are_invalid_client(provider: Provider, case: str) -> None:
+    key = await register_key_client(provider)
+    code, verifier = await key_client_code(provider)
+    fields, auth = _assertion_case(provider, key, case)
+    response = await redeem_with_assertion(provider, code, verifier, fields, auth)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert standards.validator("oauth-error@1.0.0").issues(response.json()) == []
+    # Nothing was spent: the code still redeems with a good assertion.
+    good = await redeem_with_assertion(
+        provider, code, verifier, assertion_fields(client_assertion(provider, key))
+    )
+    assert good.status_code == 200, good.text
+
+
+async def test_a_replayed_client_assertion_is_refused(provider: Provider) -> None:
+    key = await register_key_client(provider)
+    assertion = client_assertion(provider, key)
+    first_code, first_verifier = await key_client_code(provider)
+    first = await redeem_with_assertion(provider, first_code, first_verifier, assertion_fields(assertion))
+    assert first.status_code == 200, first.text
+    code, verifier = await key_client_code(provider)
+    replayed = await redeem_with_assertion(provider, code, verifier, assertion_fields(assertion))
+    assert replayed.status_code == 401
+    assert replayed.json()["error"] == "invalid_client"
+    # A fresh assertion redeems the code the replay could not.
+    fresh = assertion_fields(client_assertion(provider, key))
+    assert (await redeem_with_assertion(provider, code, verifier, fresh)).status_code == 200
+
+
+async def test_an_assertion_spent_on_a_refused_grant_cannot_be_used_again(provider: Provider) -> None:
+    key = await register_key_client(provider)
+    assertion = client_assertion(provider, key)
+    code, verifier = await key_client_code(provider)
+    wrong = await redeem_with_assertion(provider, code, "wrong" * 10, assertion_fields(assertion))
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    again = await redeem_with_assertion(provider, code, verifier, assertion_fields(assertion))
+    assert again.status_code == 401
+    assert again.json()["error"] == "invalid_client"
+
+
+async def test_a_private_key_jwt_client_cannot_use_http_basic(provider: Provider) -> None:
+    await register_key_client(provider)
+    code, verifier = await key_client_code(provider)
+    response = await redeem_with_assertion(provider, code, verifier, {}, ("jobs-portal", "anything"))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
