@@ -151,14 +151,19 @@ def served_app(tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        # Generous: on a loaded machine migrating and starting the server can take a while.
+        deadline = time.monotonic() + 90
+        while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
             if server.poll() is not None:
                 pytest.fail(f"dpi serve exited with {server.returncode}")
+            if time.monotonic() > deadline:
+                pytest.fail("dpi serve did not become ready")
+            time.sleep(0.1)
         yield url
     finally:
         server.terminate()
