@@ -354,3 +354,11 @@ def test_schemas_refuse_what_the_endpoints_do_not_accept_or_send(ref: str, insta
 )
 def test_schemas_accept_what_the_endpoints_take_and_answer(ref: str, instance: Any) -> None:
     assert valid(ref, instance)
+
+
+async def test_discovery_names_the_introspection_and_revocation_endpoints(provider: Provider) -> None:
+    discovery = (await provider.http.get("/identity/.well-known/openid-configuration")).json()
+    assert discovery["introspection_endpoint"].endswith(INTROSPECT)
+    assert discovery["revocation_endpoint"].endswith(REVOKE)
+    assert discovery["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert set(discovery["token_endpoint_auth_signing_alg_values_supported"]) == {"EdDSA", "ES256", "PS256"}
