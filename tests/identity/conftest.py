@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,13 +17,19 @@ import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
+import identity
 from dpi.app import DpiApp, create_app, migrate
-from dpi.blocks import Block
+from dpi.blocks import Block, BlockContext
 from dpi.db import create_engine, session_factory
 from dpi.keys import SigningKey
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier
+from identity import oidc
+from identity.authentication import OtpAuthenticator
 from identity.block import identity_block
+from identity.clients import ClientRegistry
+from identity.oidc_tokens import build_token_routes
+from identity.senders import MemoryOtpSender
 from identity.service import PersonRegister
 
 OPERATOR = "operator-centre-17-ahmed"
@@ -147,3 +154,92 @@ async def identity_app(migrated: Settings, identity_block_under_test: Block) -> 
 async def identity_client(identity_app: DpiApp) -> AsyncIterator[httpx.AsyncClient]:
     async with AsyncTestClient(app=identity_app) as client:
         yield client
+
+
+# --- the OpenID provider, shared by the sign-in and token tests --------------------------------------------
+
+REDIRECT = "https://labour.example/callback"
+HEALTH_REDIRECT = "https://health.example/callback"
+
+
+@dataclass
+class Provider:
+    app: DpiApp
+    http: httpx.AsyncClient
+    sender: MemoryOtpSender
+    register: PersonRegister
+    clients: ClientRegistry
+    clock: Clock
+    secrets: dict[str, str]
+    uin: str
+    issuer: str
+
+
+def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
+    def routes(context: BlockContext) -> list[Any]:
+        register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
+        authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
+        return [
+            *oidc.build_routes(context, register, authenticator, clock=clock),
+            *build_token_routes(context, clock=clock),
+        ]
+
+    return Block(
+        name="identity",
+        prefix="/identity",
+        version="0.1.0",
+        routes=routes,
+        migrations=Path(identity.__file__).parent / "migrations",
+    )
+
+
+@pytest.fixture
+async def provider(settings: Settings) -> AsyncIterator[Provider]:
+    clock = Clock(now=datetime.now(UTC))
+    sender = MemoryOtpSender()
+    block = _block(sender, clock)
+    await migrate(settings, [block])
+    engine = create_engine(settings.database)
+    sessions = session_factory(engine)
+    register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
+    clients = ClientRegistry(sessions, clock=clock)
+    issued: dict[str, str] = {}
+    for client_id, sector, uri, extra in (
+        ("labour-portal", LABOUR, REDIRECT, {}),
+        (
+            "health-portal",
+            HEALTH,
+            HEALTH_REDIRECT,
+            {"userinfo_signed_response_alg": "EdDSA", "claims_locale": "ar"},
+        ),
+    ):
+        _, secret = await clients.add(
+            {
+                "client_id": client_id,
+                "client_name": client_id.replace("-", " ").title(),
+                "redirect_uris": [uri],
+                "sector": sector,
+                "scope": ["openid", "profile", "phone"],
+                **extra,
+            }
+        )
+        assert secret is not None
+        issued[client_id] = secret
+    record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
+    app = create_app(settings, blocks=[block])
+    try:
+        async with AsyncTestClient(app=app) as http:
+            http.follow_redirects = False
+            yield Provider(
+                app,
+                http,
+                sender,
+                register,
+                clients,
+                clock,
+                issued,
+                record["uin"],
+                f"{settings.public_url}/identity",
+            )
+    finally:
+        await engine.dispose()

@@ -9,10 +9,7 @@ import html
 import re
 import secrets
 import warnings
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,106 +17,19 @@ import httpx
 import jwt
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
-from litestar.testing import AsyncTestClient
 
-import identity
 import standards
-from dpi.app import DpiApp, create_app, migrate
-from dpi.blocks import Block, BlockContext
-from dpi.db import create_engine, session_factory
 from dpi.keys import SigningKey
 from dpi.openapi import undocumented_bodies
-from dpi.settings import Settings
 from identity import oidc
-from identity.authentication import OtpAuthenticator
-from identity.clients import ClientRegistry
-from identity.senders import MemoryOtpSender
-from identity.service import PersonRegister
-from tests.identity.conftest import HEALTH, LABOUR, OPERATOR, Clock, amina
+from tests.identity.conftest import (
+    HEALTH_REDIRECT,
+    LABOUR,
+    REDIRECT,
+    Provider,
+)
 
-REDIRECT = "https://labour.example/callback"
-HEALTH_REDIRECT = "https://health.example/callback"
 JOBS_REDIRECT = "https://jobs.example/callback"
-
-
-@dataclass
-class Provider:
-    app: DpiApp
-    http: httpx.AsyncClient
-    sender: MemoryOtpSender
-    register: PersonRegister
-    clients: ClientRegistry
-    clock: Clock
-    secrets: dict[str, str]
-    uin: str
-    issuer: str
-
-
-def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
-    def routes(context: BlockContext) -> list[Any]:
-        register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-        authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
-        return oidc.build_routes(context, register, authenticator, clock=clock)
-
-    return Block(
-        name="identity",
-        prefix="/identity",
-        version="0.1.0",
-        routes=routes,
-        migrations=Path(identity.__file__).parent / "migrations",
-    )
-
-
-@pytest.fixture
-async def provider(settings: Settings) -> AsyncIterator[Provider]:
-    clock = Clock(now=datetime.now(UTC))
-    sender = MemoryOtpSender()
-    block = _block(sender, clock)
-    await migrate(settings, [block])
-    engine = create_engine(settings.database)
-    sessions = session_factory(engine)
-    register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-    clients = ClientRegistry(sessions, clock=clock)
-    issued: dict[str, str] = {}
-    for client_id, sector, uri, extra in (
-        ("labour-portal", LABOUR, REDIRECT, {}),
-        (
-            "health-portal",
-            HEALTH,
-            HEALTH_REDIRECT,
-            {"userinfo_signed_response_alg": "EdDSA", "claims_locale": "ar"},
-        ),
-    ):
-        _, secret = await clients.add(
-            {
-                "client_id": client_id,
-                "client_name": client_id.replace("-", " ").title(),
-                "redirect_uris": [uri],
-                "sector": sector,
-                "scope": ["openid", "profile", "phone"],
-                **extra,
-            }
-        )
-        assert secret is not None
-        issued[client_id] = secret
-    record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
-    app = create_app(settings, blocks=[block])
-    try:
-        async with AsyncTestClient(app=app) as http:
-            http.follow_redirects = False
-            yield Provider(
-                app,
-                http,
-                sender,
-                register,
-                clients,
-                clock,
-                issued,
-                record["uin"],
-                f"{settings.public_url}/identity",
-            )
-    finally:
-        await engine.dispose()
 
 
 def pkce() -> tuple[str, str]:

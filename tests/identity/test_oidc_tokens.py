@@ -5,35 +5,20 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from litestar.testing import AsyncTestClient
 
-import identity
 import standards
-from dpi.app import create_app, migrate
-from dpi.blocks import Block, BlockContext
-from dpi.db import create_engine, session_factory
 from dpi.keys import SigningKey
 from dpi.openapi import undocumented_bodies
-from dpi.settings import Settings
 from identity import oidc
-from identity.authentication import OtpAuthenticator
-from identity.clients import ClientRegistry
-from identity.oidc_tokens import build_token_routes
-from identity.senders import MemoryOtpSender
-from identity.service import Actor, PersonRegister
-from tests.identity.conftest import HEALTH, LABOUR, OPERATOR, Clock, amina
+from identity.service import Actor
+from tests.identity.conftest import LABOUR, Provider
 from tests.identity.test_oidc import (
-    HEALTH_REDIRECT,
-    REDIRECT,
-    Provider,
     authorize_query,
     code_of,
     exchange,
@@ -44,70 +29,6 @@ from tests.identity.test_oidc import (
 INTROSPECT = "/identity/introspect"
 REVOKE = "/identity/revoke"
 ENDPOINTS = (INTROSPECT, REVOKE)
-
-
-def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
-    def routes(context: BlockContext) -> list[Any]:
-        register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-        authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
-        return [
-            *oidc.build_routes(context, register, authenticator, clock=clock),
-            *build_token_routes(context, clock=clock),
-        ]
-
-    return Block(
-        name="identity",
-        prefix="/identity",
-        version="0.1.0",
-        routes=routes,
-        migrations=Path(identity.__file__).parent / "migrations",
-    )
-
-
-@pytest.fixture
-async def provider(settings: Settings) -> AsyncIterator[Provider]:
-    clock = Clock(now=datetime.now(UTC))
-    sender = MemoryOtpSender()
-    block = _block(sender, clock)
-    await migrate(settings, [block])
-    engine = create_engine(settings.database)
-    sessions = session_factory(engine)
-    register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-    clients = ClientRegistry(sessions, clock=clock)
-    issued: dict[str, str] = {}
-    for client_id, sector, uri in (
-        ("labour-portal", LABOUR, REDIRECT),
-        ("health-portal", HEALTH, HEALTH_REDIRECT),
-    ):
-        _, secret = await clients.add(
-            {
-                "client_id": client_id,
-                "client_name": client_id.replace("-", " ").title(),
-                "redirect_uris": [uri],
-                "sector": sector,
-                "scope": ["openid", "profile", "phone"],
-            }
-        )
-        assert secret is not None
-        issued[client_id] = secret
-    record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
-    app = create_app(settings, blocks=[block])
-    try:
-        async with AsyncTestClient(app=app) as http:
-            http.follow_redirects = False
-            yield Provider(
-                app,
-                http,
-                sender,
-                register,
-                clients,
-                clock,
-                issued,
-                record["uin"],
-                f"{settings.public_url}/identity",
-            )
-    finally:
-        await engine.dispose()
 
 
 async def signed_in_tokens(provider: Provider) -> dict[str, Any]:
