@@ -478,7 +478,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@IDENTITY_OIDC.test("jwks", ["IDN-003"])
+@IDENTITY_OIDC.test("signing-keys", ["IDN-003"])
 async def jwks(session: TargetSession) -> list[Finding]:
     """The JWKS holds public keys only, and the ID token and the JWT access token verify with it."""
     world = await _world(session)

@@ -12,8 +12,9 @@ import pytest
 
 import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
+from consent.block import consent_block
 from identity.service import PersonRegister
-from tests.conformance_tests.broken_apps import Rewrite
+from tests.conformance_tests.broken_apps import Headers, Rewrite
 from tests.conformance_tests.broken_identity import (
     ReplayingTokens,
     VerifierBlind,
@@ -140,3 +141,30 @@ async def test_a_provider_with_one_subject_for_every_sector_fails_pairwise(
     report = await _run(target.app, _options(target))
     assert _failed(report) == {"IDN-015"}
     assert "a client of another sector: sub equals the first client's" in report.result("IDN-015").evidence
+
+
+async def test_platform_and_identity_profiles_pass_together_beside_the_consent_block(tmp_path: Path) -> None:
+    # OAuth routes refuse with oauth-error bodies, error pages and error redirects, as their OpenAPI
+    # responses declare: the platform profile takes those as correct refusals.
+    target = await identity_target(tmp_path / "var", sms_port=free_port(), extra_blocks=[consent_block()])
+    report = await _run(target.app, _options(target), ("platform", "identity-oidc"))
+    assert {r.id: r.evidence for r in report.results if r.status is not Status.PASS} == {}
+    assert any("POST /identity/token" in f.message for f in report.result("PLT-010").findings)
+    assert any("GET /identity/authorize" in f.message for f in report.result("PLT-011").findings)
+
+
+def _undocumented_token_errors(
+    scope: Any, status: int, headers: Headers, body: bytes
+) -> tuple[int, Headers, bytes]:
+    if not scope["path"].endswith("/token") or status < 400:
+        return status, headers, body
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    return status, [*kept, (b"content-type", b"text/plain")], b"no"
+
+
+async def test_a_refusal_its_operation_does_not_declare_still_fails_the_platform(
+    target: IdentityTarget,
+) -> None:
+    report = await _run(Rewrite(target.app, _undocumented_token_errors), _options(target), ("platform",))
+    assert "PLT-006" in _failed(report)
+    assert "/identity/token" in report.result("PLT-006").evidence
