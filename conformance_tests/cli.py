@@ -19,6 +19,7 @@ from rich.console import Console
 
 import standards
 from conformance_tests.registry import UnknownProfile, known_profiles
+from conformance_tests.relying_party import OidcOptions, load_client
 from conformance_tests.reports import print_summary, write_reports
 from conformance_tests.results import Baseline
 from conformance_tests.runner import check_target_url, run_conformance
@@ -138,6 +139,24 @@ def list_profiles() -> None:
     show_default=True,
     help="Seconds to wait for an asynchronous message (a notification or callback).",
 )
+@click.option(
+    "--oidc-client",
+    "oidc_clients",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="identity-oidc: JSON file of a client registered for the run (client_id, redirect_uri, and "
+    "client_secret or private_jwk); give two of different sectors, and optionally a third of the first's "
+    "sector.",
+)
+@click.option("--oidc-person", help="identity-oidc: the UIN or virtual ID the test person signs in with.")
+@click.option("--oidc-uin", help="identity-oidc: the test person's UIN, searched for in every response.")
+@click.option("--oidc-issuer", help="identity-oidc: the provider's issuer URL (default: TARGET/identity).")
+@click.option(
+    "--sms-gateway-listen",
+    default="127.0.0.1:8790",
+    show_default=True,
+    help="identity-oidc: HOST:PORT where the suite receives one-time codes as the provider's SMS gateway.",
+)
 def run(
     target: str,
     profile_names: tuple[str, ...],
@@ -150,6 +169,11 @@ def run(
     token_key: Path | None,
     token_issuer: str,
     callback_timeout: float,
+    oidc_clients: tuple[Path, ...],
+    oidc_person: str | None,
+    oidc_uin: str | None,
+    oidc_issuer: str | None,
+    sms_gateway_listen: str,
 ) -> None:
     """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports.
 
@@ -168,6 +192,7 @@ def run(
         accepted = Baseline.load(baseline) if baseline is not None else Baseline()
         key = load_signing_key(sign_key) if sign_key is not None else SigningKey.generate()
         tokens = TokenMinter(load_signing_key(token_key), token_issuer) if token_key is not None else None
+        oidc = _oidc_options(oidc_clients, oidc_person, oidc_uin, oidc_issuer, sms_gateway_listen)
     except ValueError as error:  # BaselineError is a ValueError
         raise _UsageProblem(str(error)) from None
     _prepare_report_dir(report_dir)
@@ -177,6 +202,7 @@ def run(
         timeout=timeout,
         tokens=tokens,
         callback_timeout=callback_timeout,
+        oidc=oidc,
     )
     try:
         report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
@@ -192,6 +218,27 @@ def run(
         f"{files.summary.name} (verify with {files.jwks.name})"
     )
     sys.exit(0 if report.verdict == "pass" else 1)
+
+
+def _oidc_options(
+    clients: tuple[Path, ...], person: str | None, uin: str | None, issuer: str | None, listen: str
+) -> OidcOptions | None:
+    """The identity-oidc options, or None when no client is given; ``ValueError`` for unusable ones."""
+    if not clients:
+        return None
+    if not person:
+        raise ValueError("--oidc-client needs --oidc-person, the identifier the test person signs in with")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--sms-gateway-listen must be HOST:PORT, got {listen!r}")
+    return OidcOptions(
+        clients=tuple(load_client(path) for path in clients),
+        person=person,
+        uin=uin,
+        issuer=check_target_url(issuer) if issuer else None,
+        sms_host=host,
+        sms_port=int(port),
+    )
 
 
 @conformance_group.command("token-jwks")

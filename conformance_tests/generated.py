@@ -13,9 +13,11 @@ against the schemas here; only a request shown to be invalid is expected to be r
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import hypothesis
@@ -28,6 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
 __all__ = [
+    "DocumentedResponses",
     "GeneratedRequest",
     "OperationCases",
     "UnusableDocument",
@@ -327,3 +330,51 @@ def _as_on_the_wire(value: Any, schema: Any) -> Any:
     if declared == "boolean" and text in ("true", "false"):
         return text == "true"
     return text
+
+
+class DocumentedResponses:
+    """Answers an OpenAPI document declares: a protocol refusal (an OAuth ``oauth-error`` body, an HTML
+    error page, an error redirect) is as correct as the standard ``error`` body when the operation's
+    ``responses`` declare that status with that media type, and the body fits the declared schema."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._checker = _ValidityChecker(document)
+        self._operations: list[tuple[re.Pattern[str], str, Mapping[str, Any]]] = []
+        for path, item in (document.get("paths") or {}).items():
+            if not isinstance(item, dict):
+                continue
+            pattern = re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$")
+            for method, operation in item.items():
+                if method in _HTTP_METHODS and isinstance(operation, dict):
+                    self._operations.append((pattern, method.upper(), operation))
+
+    def _response(self, method: str, url: str, status: int) -> Mapping[str, Any] | None:
+        path = urlsplit(url).path
+        for pattern, declared_method, operation in self._operations:
+            if declared_method == method.upper() and pattern.match(path):
+                responses = operation.get("responses") or {}
+                declared = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX")
+                resolved = self._checker._resolve(declared) if declared is not None else None
+                return resolved if isinstance(resolved, dict) else None
+        return None
+
+    def declares(self, method: str, url: str, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether the operation ``method url`` documents this answer (status, media type, body)."""
+        response = self._response(method, url, status)
+        if response is None:
+            return False
+        if 300 <= status < 400:
+            location = headers.get("location", "")
+            return "error" in dict(parse_qsl(urlsplit(location).query))
+        media = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+        content = response.get("content") or {}
+        entry = content.get(media)
+        if not isinstance(entry, dict) or not body:
+            return False
+        if not media.endswith("json"):
+            return True
+        try:
+            instance = json.loads(body)
+        except ValueError:
+            return False
+        return self._checker._validate(entry.get("schema"), instance) is None

@@ -11,7 +11,11 @@ from conformance_tests.model import Profile
 
 __all__ = ["UnknownProfile", "find_profile", "known_profiles", "register_profile"]
 
-_BUILT_IN_MODULES = ("conformance_tests.profiles.platform", "conformance_tests.profiles.consent")
+_BUILT_IN_MODULES = (
+    "conformance_tests.profiles.platform",
+    "conformance_tests.profiles.consent",
+    "conformance_tests.profiles.identity_oidc",
+)
 _PROFILES: dict[str, Profile] = {}
 
 

@@ -26,6 +26,7 @@ import h11
 import httpx
 
 from conformance_tests.model import Evidence
+from conformance_tests.relying_party import OidcOptions
 from conformance_tests.tokens import TokenMinter
 
 __all__ = [
@@ -61,7 +62,8 @@ class RunOptions:
     """Options of one run: generated cases per operation and mode, hypothesis seed, per-request timeout,
     and the wall-clock budget of the generated phase (operations left when it runs out count as skipped);
     ``tokens`` issues the access tokens profiles with authorised APIs need (the target trusts its JWKS);
-    ``callback_timeout`` bounds the wait for asynchronous messages (notifications, callbacks).
+    ``callback_timeout`` bounds the wait for asynchronous messages (notifications, callbacks);
+    ``oidc`` holds the client registrations and the test person an OpenID provider is tested with.
     """
 
     max_examples: int = 25
@@ -70,6 +72,7 @@ class RunOptions:
     generated_phase_budget: float = 300.0
     tokens: TokenMinter | None = None
     callback_timeout: float = 20.0
+    oidc: OidcOptions | None = None
 
     def __post_init__(self) -> None:
         if self.max_examples < 1:

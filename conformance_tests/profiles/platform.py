@@ -3,6 +3,10 @@
 Health and readiness, the capabilities document, the JWKS, the OpenAPI document, uniform error bodies
 with reason codes and request ids, refusal of malformed, oversized and schema-violating requests, no
 stack traces, and requests generated from the OpenAPI schemas (positive and negative) with schemathesis.
+
+Operations that speak a protocol of their own (OAuth 2.0 and OpenID Connect endpoints answer with
+``oauth-error`` bodies, HTML error pages or error redirects) refuse the way their OpenAPI ``responses``
+declare: such an answer counts as a correct refusal, and is not held to the ``error`` body.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import standards
-from conformance_tests.generated import GeneratedRequest, UnusableDocument, generate_cases, operations
+from conformance_tests.generated import (
+    DocumentedResponses,
+    GeneratedRequest,
+    UnusableDocument,
+    generate_cases,
+    operations,
+)
 from conformance_tests.model import Finding, Profile
 from conformance_tests.registry import register_profile
 from conformance_tests.target import CAPABILITIES_PATH, Exchange, TargetSession
@@ -357,7 +367,9 @@ async def _generated_requests(session: TargetSession) -> Sequence[Finding]:
                 reason = f"{operation.operation}: no requests could be generated ({operation.problem})"
                 findings += [Finding.skipped("PLT-010", reason), Finding.skipped("PLT-011", reason)]
                 continue
-            findings += await _exercise(session, operation.operation, operation.requests)
+            findings += await _exercise(
+                session, operation.operation, operation.requests, DocumentedResponses(document)
+            )
     except UnusableDocument as error:
         reason = f"the OpenAPI document cannot drive generation: {error}"
         return [Finding.skipped("PLT-010", reason), Finding.skipped("PLT-011", reason)]
@@ -365,7 +377,10 @@ async def _generated_requests(session: TargetSession) -> Sequence[Finding]:
 
 
 async def _exercise(
-    session: TargetSession, label: str, requests: Sequence[GeneratedRequest]
+    session: TargetSession,
+    label: str,
+    requests: Sequence[GeneratedRequest],
+    documented: DocumentedResponses,
 ) -> list[Finding]:
     server_errors: list[Finding] = []
     accepted_invalid: list[Finding] = []
@@ -387,6 +402,8 @@ async def _exercise(
             continue
         refusals += 1
         body = exchange.json_object()
+        if _documented(documented, exchange):
+            continue
         if exchange.status < 400:
             accepted_invalid.append(
                 Finding.failed(
@@ -531,6 +548,18 @@ def _observe(
     return [Finding.passed(requirement, f"{len(observed)} {summary}")]
 
 
+def _documented(documented: DocumentedResponses, exchange: Exchange) -> bool:
+    """A refusal the operation's OpenAPI responses declare (an ``oauth-error`` body, an error page)."""
+    body = exchange.json_object()
+    if exchange.status is None or exchange.status < 300:
+        return False
+    if body is not None and isinstance(body.get("reason_code"), str):
+        return False
+    return documented.declares(
+        exchange.method, exchange.url, exchange.status, exchange.headers, exchange.body
+    )
+
+
 def _error_schema_problem(exchange: Exchange) -> str | None:
     body = exchange.json_object()
     if body is None:
@@ -544,11 +573,11 @@ def _error_schema_problem(exchange: Exchange) -> str | None:
     return None
 
 
-def _request_id_problem(exchange: Exchange) -> str | None:
+def _request_id_problem(exchange: Exchange, documented: DocumentedResponses) -> str | None:
     header = exchange.headers.get("x-request-id")
     if not header:
         return "no X-Request-Id header"
-    if exchange.is_error:
+    if exchange.is_error and not _documented(documented, exchange):
         body = exchange.json_object()
         if body is not None and body.get("request_id") != header:
             return (
@@ -559,11 +588,13 @@ def _request_id_problem(exchange: Exchange) -> str | None:
 
 @PLATFORM.test("error-bodies", ["PLT-006"], observes_traffic=True)
 async def _error_bodies(session: TargetSession) -> Sequence[Finding]:
-    """Every error response of the run has an error body with a reason code from the vocabulary."""
+    """Every error response of the run has an error body with a reason code from the vocabulary, or the
+    refusal its operation's OpenAPI responses declare."""
+    documented = DocumentedResponses(await session.openapi() or {})
     return _observe(
         session,
         "PLT-006",
-        lambda e: e.is_error,
+        lambda e: e.is_error and not _documented(documented, e),
         _error_schema_problem,
         "an error body valid against error with a known reason_code",
         "error responses, each with a valid error body",
@@ -573,11 +604,12 @@ async def _error_bodies(session: TargetSession) -> Sequence[Finding]:
 @PLATFORM.test("request-ids", ["PLT-007"], observes_traffic=True)
 async def _request_ids(session: TargetSession) -> Sequence[Finding]:
     """Every response of the run carries X-Request-Id, repeated as request_id in error bodies."""
+    documented = DocumentedResponses(await session.openapi() or {})
     return _observe(
         session,
         "PLT-007",
         lambda e: True,
-        _request_id_problem,
+        lambda e: _request_id_problem(e, documented),
         "an X-Request-Id header, equal to the error body's request_id",
         "responses, each with an X-Request-Id",
     )

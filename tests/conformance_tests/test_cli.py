@@ -48,7 +48,7 @@ def test_the_kernel_cli_attaches_the_group() -> None:
     [
         (
             ["--target", "http://127.0.0.1:9", "--profile", "nope"],
-            "unknown profile 'nope'; known profiles: consent, platform",
+            "unknown profile 'nope'; known profiles: consent, identity-oidc, platform",
         ),
         (["--target", "ftp://example.org"], "must be an absolute http:// or https:// URL"),
         (["--target", "not a url"], "must be an absolute http:// or https:// URL"),
@@ -213,3 +213,37 @@ def test_dpi_conformance_run_over_the_network(served_app: str, tmp_path: Path) -
     # granian answers the oversized body with 413 and closes before reading it: that must be heard.
     assert statuses["PLT-012"] == "pass", report["results"]
     assert set(statuses.values()) == {"pass"}
+
+
+@pytest.mark.parametrize(
+    ("client_file", "extra", "message"),
+    [
+        (
+            '{"client_id": "a", "redirect_uri": "https://a.example/cb", "client_secret": "s"}',
+            [],
+            "--oidc-person",
+        ),
+        (
+            '{"client_id": "a", "redirect_uri": "https://a.example/cb"}',
+            ["--oidc-person", "1"],
+            "either a client",
+        ),
+        ("not json", ["--oidc-person", "1"], "cannot read the client file"),
+        (
+            '{"client_id": "a", "redirect_uri": "https://a.example/cb", "client_secret": "s"}',
+            ["--oidc-person", "1", "--sms-gateway-listen", "nowhere"],
+            "HOST:PORT",
+        ),
+    ],
+)
+def test_unusable_oidc_options_exit_2_before_the_run(
+    tmp_path: Path, client_file: str, extra: list[str], message: str
+) -> None:
+    client = tmp_path / "client.json"
+    client.write_text(client_file)
+    arguments = ["run", "--target", f"http://127.0.0.1:{free_port()}", "--report-dir", str(tmp_path)]
+    arguments += ["--profile", "identity-oidc", "--oidc-client", str(client), *extra]
+    result = CliRunner().invoke(conformance_group, arguments)
+    assert result.exit_code == 2
+    assert result.output.startswith("dpi conformance: ")
+    assert message in result.output

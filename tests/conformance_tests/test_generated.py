@@ -8,9 +8,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jsonschema
+import pytest
 
 from conformance_tests import RunOptions, Status
-from conformance_tests.generated import generate_cases
+from conformance_tests.generated import DocumentedResponses, generate_cases
 from tests.conformance_tests.conftest import Runner
 
 ITEM = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer", "minimum": 1}}}
@@ -109,3 +110,65 @@ async def test_a_server_accepting_exactly_the_valid_requests_passes_the_generate
     refused = [f.message for f in report.result("PLT-011").findings]
     assert any("POST /items" in m for m in refused)
     assert any("GET /search" in m for m in refused)
+
+
+_OAUTH_DOCUMENT: dict[str, Any] = {
+    "paths": {
+        "/idp/token": {
+            "post": {
+                "responses": {
+                    "400": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "required": ["error"]},
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/idp/authorize/{step}": {
+            "get": {
+                "responses": {
+                    "302": {"description": "to the client"},
+                    "400": {"content": {"text/html": {"schema": {"type": "string"}}}},
+                }
+            }
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "headers", "body", "declared"),
+    [
+        ("POST", "https://t/idp/token", 400, {"content-type": "application/json"}, b'{"error": "x"}', True),
+        ("POST", "https://t/idp/token", 400, {"content-type": "application/json"}, b'{"other": 1}', False),
+        ("POST", "https://t/idp/token", 401, {"content-type": "application/json"}, b'{"error": "x"}', False),
+        ("POST", "https://t/idp/token", 400, {"content-type": "text/html"}, b"<p>no</p>", False),
+        ("GET", "https://t/idp/token", 400, {"content-type": "application/json"}, b'{"error": "x"}', False),
+        (
+            "GET",
+            "https://t/idp/authorize/one",
+            400,
+            {"content-type": "text/html; charset=utf-8"},
+            b"<p/>",
+            True,
+        ),
+        ("GET", "https://t/idp/authorize/one", 400, {"content-type": "text/html"}, b"", False),
+        (
+            "GET",
+            "https://t/idp/authorize/one",
+            302,
+            {"location": "https://c/cb?error=access_denied"},
+            b"",
+            True,
+        ),
+        ("GET", "https://t/idp/authorize/one", 302, {"location": "https://c/cb?code=abc"}, b"", False),
+        ("GET", "https://t/idp/authorize/a/b", 400, {"content-type": "text/html"}, b"<p/>", False),
+    ],
+)
+def test_documented_responses_follow_the_operations_declarations(
+    method: str, url: str, status: int, headers: dict[str, str], body: bytes, declared: bool
+) -> None:
+    assert DocumentedResponses(_OAUTH_DOCUMENT).declares(method, url, status, headers, body) is declared
