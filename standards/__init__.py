@@ -15,6 +15,7 @@ from standards._validation import SchemaValidationError, SchemaValidator, Valida
 from standards._vocabulary import (
     ReasonCode,
     identifier_types,
+    isco08_unit_groups,
     legal_bases,
     purpose_codes,
     reason_code,
@@ -30,6 +31,7 @@ __all__ = [
     "ValidationIssue",
     "component_key",
     "identifier_types",
+    "isco08_unit_groups",
     "legal_bases",
     "load_schema",
     "openapi_components",

@@ -20,6 +20,7 @@ __all__ = [
     "VOCABULARY_DIRECTORY",
     "ReasonCode",
     "identifier_types",
+    "isco08_unit_groups",
     "legal_bases",
     "load_vocabulary",
     "purpose_codes",
@@ -35,6 +36,7 @@ _ENTRIES = {
     "purpose-codes": "purpose_codes",
     "legal-bases": "legal_bases",
     "identifier-types": "identifier_types",
+    "isco-08": "unit_groups",
 }
 
 
@@ -103,3 +105,9 @@ def legal_bases() -> dict[str, dict[str, Any]]:
 def identifier_types() -> dict[str, dict[str, Any]]:
     """Identifier types: ``{type: {labels, value_pattern, personal, shareable, standard?}}``."""
     return _entries("identifier-types")
+
+
+def isco08_unit_groups() -> dict[str, str]:
+    """ISCO-08 unit groups: ``{code: English title}``
+    (ILO, https://www.ilo.org/public/english/bureau/stat/isco/isco08/)."""
+    return {code: entry["title"]["en"] for code, entry in load_vocabulary("isco-08")["unit_groups"].items()}

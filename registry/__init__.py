@@ -1,0 +1,1 @@
+"""The registry block: schema-defined registries with history, corrections, merges and read audit."""
