@@ -16,11 +16,9 @@ client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves th
 and access tokens are signed with the kernel's active key (EdDSA by default), published at
 ``/identity/.well-known/jwks.json``.
 
-A client assertion is checked before authlib runs (its hooks cannot wait on the database): signed with
-one of the client's registered keys (EdDSA, ES256 or PS256), ``iss`` and ``sub`` the client id, ``aud``
-the token endpoint or the issuer, ``exp`` in the future and at most :data:`CLIENT_ASSERTION_TTL`
-away, and a ``jti`` never seen before: each accepted ``jti`` is kept until the assertion expires, so a
-replayed assertion is refused. Any failure is ``invalid_client`` (401, RFC 6749 section 5.2).
+A client assertion is checked before authlib runs (its hooks cannot wait on the database), by
+:class:`identity.client_auth.ClientAuthenticator`; any failure is ``invalid_client`` (401, RFC 6749
+section 5.2).
 
 Sign-in: ``GET /identity/authorize`` checks the request; with no usable session it shows the sign-in
 page (UIN or virtual ID), which sends a code through :class:`identity.authentication.OtpAuthenticator`;
@@ -66,9 +64,7 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import DateTime, String, delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select, update
 
 from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
@@ -76,14 +72,14 @@ from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
 from identity.authentication import OtpAuthenticator
+from identity.client_auth import CLIENT_ASSERTION_TTL, CLIENT_ASSERTION_TYPE, ClientAuthenticator
 from identity.clients import (
     ASSERTION_ALGORITHMS,
     SUPPORTED_AUTH_METHODS,
     ClientRegistry,
     RegisteredClient,
-    assertion_algorithm,
 )
-from identity.models import IdentityBase, PersonRow, PseudonymRow
+from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
 from identity.pages import LANGUAGES, choose_language, render, strings
 from identity.pseudonyms import load_or_create_key
@@ -109,9 +105,6 @@ ID_TOKEN_TTL: Final = timedelta(minutes=5)
 SESSION_TTL: Final = timedelta(minutes=15)
 FLOW_TTL: Final = timedelta(minutes=10)
 ACR_SMS_OTP: Final = "urn:dpi:acr:sms-otp"
-CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-CLIENT_ASSERTION_TTL: Final = timedelta(minutes=5)
-_MAX_ASSERTION: Final = 8192
 _AMR: Final = ["sms", "otp"]
 _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
@@ -154,21 +147,6 @@ def _aware(moment: datetime) -> datetime:
 
 def _epoch(moment: datetime) -> int:
     return int(_aware(moment).timestamp())
-
-
-class _ClientAssertionRow(IdentityBase):
-    """A client assertion accepted at the token endpoint (migration ``identity_0004``), kept until it
-    expires so that it cannot be used again; keyed by the SHA-256 of its client id and ``jti``."""
-
-    __tablename__ = "identity_oidc_client_assertion"
-
-    assertion_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class _AssertionRefused(Exception):
-    """A client assertion that does not authenticate its client (the reason is logged, never sent)."""
 
 
 # --- authlib's view of our requests, clients, codes and people -----------------------------------------
@@ -373,7 +351,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method("private_key_jwt", self._asserted_client)
 
     def _asserted_client(self, query_client: Callable[[str], Any], request: OAuth2Request) -> Any:
-        """The client whose assertion :meth:`_Provider.authenticate_assertion` already verified."""
+        """The client whose assertion :class:`identity.client_auth.ClientAuthenticator` already verified."""
         return self.asserted
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
@@ -479,6 +457,7 @@ class _Provider:
         self.issuer = f"{context.settings.public_url}/identity"
         self.audience = context.settings.public_url
         self.secure_cookies = self.issuer.startswith("https://")
+        self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
 
     def signing_key(self) -> SigningKey:
         return self.context.keys.ensure_active()
@@ -725,7 +704,7 @@ class _Provider:
         if "client_assertion" in data or "client_assertion_type" in data:
             # One authentication method per request (RFC 6749 section 2.3): HTTP Basic beside an
             # assertion authenticates nobody.
-            client = None if authorization else await self.authenticate_assertion(form)
+            client = None if authorization else await self.client_auth.assertion(form, self.url("/token"))
             asserted = client
         else:
             client_id, _secret = extract_basic_authorization(
@@ -746,102 +725,6 @@ class _Provider:
             status_code=status,
             headers={**dict(headers), "Cache-Control": "no-store", "Pragma": "no-cache"},
         )
-
-    async def authenticate_assertion(self, form: Sequence[tuple[str, str]]) -> RegisteredClient | None:
-        """The ``private_key_jwt`` client the form's assertion authenticates (RFC 7523 section 3), or None.
-
-        The ``jti`` is recorded only once everything else holds, so a forged assertion cannot spend a
-        genuine client's ``jti``.
-        """
-        try:
-            client, claims = await self._verified_assertion(form)
-            await self._spend(client, claims)
-        except _AssertionRefused as refused:
-            _log.info(
-                "client assertion refused",
-                extra={"event": "oidc_client_assertion_refused", "reason": str(refused)},
-            )
-            return None
-        return client
-
-    async def _verified_assertion(
-        self, form: Sequence[tuple[str, str]]
-    ) -> tuple[RegisteredClient, dict[str, Any]]:
-        values: dict[str, list[str]] = defaultdict(list)
-        for name, value in form:
-            values[name].append(value)
-        if values.get("client_assertion_type") != [CLIENT_ASSERTION_TYPE]:
-            raise _AssertionRefused("client_assertion_type is missing, repeated or not jwt-bearer")
-        assertions = values.get("client_assertion", [])
-        if len(assertions) != 1 or not assertions[0] or len(assertions[0]) > _MAX_ASSERTION:
-            raise _AssertionRefused("client_assertion is missing, repeated or too long")
-        assertion = assertions[0]
-        try:
-            header = jwt.get_unverified_header(assertion)
-            unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise _AssertionRefused("client_assertion is not a JWT") from None
-        client_id = unverified.get("iss")
-        if not isinstance(client_id, str):
-            raise _AssertionRefused("the assertion names no issuer")
-        client = await self.clients.client(client_id)
-        if client is None or client.auth_method != "private_key_jwt":
-            raise _AssertionRefused("the issuer is not a private_key_jwt client")
-        if values.get("client_id", [client_id]) != [client_id]:
-            raise _AssertionRefused("client_id differs from the assertion's issuer")
-        algorithm = header.get("alg")
-        jwk = client.assertion_keys.get(str(header.get("kid", "")))
-        if jwk is None and "kid" not in header and len(client.assertion_keys) == 1:
-            (jwk,) = client.assertion_keys.values()
-        if algorithm not in ASSERTION_ALGORITHMS or jwk is None or assertion_algorithm(jwk) != algorithm:
-            raise _AssertionRefused("the assertion is not signed with a registered key and algorithm")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                assertion,
-                jwt.PyJWK(jwk, algorithm=algorithm).key,
-                algorithms=[algorithm],
-                issuer=client_id,
-                audience=[self.url("/token"), self.issuer],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "require": ["iss", "sub", "aud", "exp", "jti"],
-                },
-            )
-        except (jwt.InvalidTokenError, jwt.PyJWKError):
-            raise _AssertionRefused("the assertion's signature or claims do not hold") from None
-        now = _epoch(self.clock())
-        expires = claims["exp"]
-        if (
-            claims["sub"] != client_id
-            or not isinstance(claims["jti"], str)
-            or not 0 < len(claims["jti"]) <= 256
-        ):
-            raise _AssertionRefused("the assertion's sub or jti is wrong")
-        if not isinstance(expires, int) or expires <= now:
-            raise _AssertionRefused("the assertion has expired")
-        if expires > now + int(CLIENT_ASSERTION_TTL.total_seconds()):
-            raise _AssertionRefused("the assertion lives too long")
-        return client, claims
-
-    async def _spend(self, client: RegisteredClient, claims: Mapping[str, Any]) -> None:
-        now = self.clock()
-        row = _ClientAssertionRow(
-            assertion_hash=_sha256(f"{client.client_id}\x00{claims['jti']}"),
-            client_id=client.client_id,
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
-        )
-        try:
-            async with self.context.sessions() as session, session.begin():
-                await session.execute(
-                    delete(_ClientAssertionRow).where(_ClientAssertionRow.expires_at <= now)
-                )
-                if await session.get(_ClientAssertionRow, row.assertion_hash) is not None:
-                    raise _AssertionRefused("the assertion's jti was used before")
-                session.add(row)
-        except IntegrityError:
-            raise _AssertionRefused("the assertion's jti was used before") from None
 
     async def _load_code(self, value: str, client: RegisteredClient) -> _Code | None:
         code_hash = _sha256(value)
@@ -1028,9 +911,11 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint": f"{issuer}/introspect",
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "introspection_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "revocation_endpoint": f"{issuer}/revoke",
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": list(_CLAIMS),
         "claim_types_supported": ["normal"],
@@ -1094,7 +979,7 @@ def build_routes(
         sync_to_thread=False,
         opt=Contract(
             "OpenID Provider Metadata (OpenID Connect Discovery 1.0 section 3)",
-            {200: "identity-oidc-discovery@1.1.0"},
+            {200: "identity-oidc-discovery@1.2.0"},
             tags=_TAGS,
             errors=_KERNEL_ERRORS,
         ).as_opt(),
@@ -1256,7 +1141,7 @@ def build_routes(
                 400: _OAUTH_ERROR,
                 401: _OAUTH_ERROR,
             },
-            request=Body("identity-oidc-token-request@1.0.0", _FORM),
+            request=Body("identity-oidc-token-request@1.1.0", _FORM),
             tags=_TAGS,
             errors=_KERNEL_FORM_ERRORS,
         ).as_opt(),
