@@ -82,6 +82,7 @@ from identity.clients import (
 from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
 from identity.pages import LANGUAGES, choose_language, render, strings
+from identity.par import PushedRequests, build_par_routes, is_pushed_reference
 from identity.pseudonyms import load_or_create_key
 from identity.service import PersonRegister, is_uin, is_vid
 from standards import component_key
@@ -127,7 +128,7 @@ _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
 _PAGE: Final = Body("html-page@1.0.0", "text/html")
 _OAUTH_ERROR: Final = "oauth-error@1.0.0"
-_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.0.0"
+_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.1.0"
 # Refusals the kernel answers before a handler runs (or when one fails), with the ``error`` body.
 _KERNEL_ERRORS: Final = (500,)
 _KERNEL_FORM_ERRORS: Final = (413, 500)
@@ -458,6 +459,7 @@ class _Provider:
         self.audience = context.settings.public_url
         self.secure_cookies = self.issuer.startswith("https://")
         self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
+        self.pushed = PushedRequests(context.sessions, clock)
 
     def signing_key(self) -> SigningKey:
         return self.context.keys.ensure_active()
@@ -566,6 +568,16 @@ class _Provider:
     ) -> Response[Any]:
         """Answer an authorization request: a code, an error, or the sign-in page."""
         payload = _Payload(query)
+        request_uri = payload.data.get("request_uri")
+        pushed = request_uri is not None and is_pushed_reference(request_uri)
+        if request_uri is not None and pushed:
+            # RFC 9126 section 4: the pushed parameters replace whatever else came with the reference.
+            stored = await self.pushed.take(request_uri, payload.data.get("client_id", ""))
+            if stored is None:
+                _log.info("request_uri refused", extra={"event": "oidc_invalid_request_uri"})
+                return self.error_page(language, "error_session")
+            query, payload = stored, _Payload(stored)
+            language = _language(request, query)
         client = await self.clients.client(payload.data.get("client_id", ""))
         server = _Server(self, [client] if client is not None else [])
         oauth_request = _Request("GET", self.url("/authorize"), query=query)
@@ -582,6 +594,12 @@ class _Provider:
         try:
             grant = server.get_consent_grant(oauth_request, end_user=person)
             self._check_request(grant)
+            if client is not None and client.require_pushed_requests and not pushed:
+                raise InvalidRequestError(
+                    "This client sends its authorization requests by pushed authorization request.",
+                    redirect_uri=grant.redirect_uri,
+                    state=payload.data.get("state"),
+                )
         except OAuth2Error as error:
             return self.oauth_error(error, language)
         if person is not None:
@@ -613,6 +631,21 @@ class _Provider:
             raise InvalidRequestError(
                 "Invalid 'max_age'.", redirect_uri=redirect_uri, state=data.get("state")
             )
+
+    def validate_pushed(
+        self, client: RegisteredClient, parameters: list[tuple[str, str]]
+    ) -> tuple[str, str] | None:
+        """The authorization endpoint's checks on a pushed request (RFC 9126 section 2.1); ``prompt``
+        waits for the authorization endpoint, where the person's session is known."""
+        server = _Server(self, [client])
+        query = [(name, value) for name, value in parameters if name != "prompt"]
+        try:
+            self._check_request(
+                server.get_consent_grant(_Request("POST", self.url("/authorize"), query=query))
+            )
+        except OAuth2Error as error:
+            return str(error.error), str(error.description or "The authorization request is not valid.")
+        return None
 
     def oauth_error(self, error: OAuth2Error, language: str) -> Response[Any]:
         if error.redirect_uri:
@@ -917,6 +950,8 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": False,
         "claims_supported": list(_CLAIMS),
         "claim_types_supported": ["normal"],
         "ui_locales_supported": list(LANGUAGES),
@@ -924,6 +959,8 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "prompt_values_supported": ["none", "login"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
+        # request_uri takes only this provider's own pushed-request references; request objects by
+        # reference (fetched from the client) are not supported, which is what this flag announces.
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
     }
@@ -1172,6 +1209,7 @@ def build_routes(
         return await provider.userinfo(request)
 
     return [
+        *build_par_routes(provider.issuer, provider.client_auth, provider.pushed, provider.validate_pushed),
         openid_configuration,
         jwks,
         authorize,

@@ -437,7 +437,7 @@ DOCUMENTED: dict[tuple[str, str], tuple[tuple[str, str] | None, dict[str, tuple[
     ("/identity/.well-known/jwks.json", "get"): (None, {"200": ("application/json", "jwks-1.0.0")}),
     ("/identity/authorize", "get"): (None, {"200": PAGE, "400": PAGE}),
     ("/identity/authorize", "post"): (
-        (FORM, "identity-oidc-authorize-request-1.0.0"),
+        (FORM, "identity-oidc-authorize-request-1.1.0"),
         {"200": PAGE, "400": PAGE, "413": ERROR},
     ),
     ("/identity/authorize/identifier", "post"): (
