@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
@@ -71,6 +71,7 @@ from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
+from identity.acr import ACR_SMS_OTP, acr_for_acr_values, amr_of, supported_acr_values
 from identity.authentication import OtpAuthenticator
 from identity.client_auth import CLIENT_ASSERTION_TTL, CLIENT_ASSERTION_TYPE, ClientAuthenticator
 from identity.clients import (
@@ -105,8 +106,6 @@ ACCESS_TOKEN_TTL: Final = timedelta(minutes=5)
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
 SESSION_TTL: Final = timedelta(minutes=15)
 FLOW_TTL: Final = timedelta(minutes=10)
-ACR_SMS_OTP: Final = "urn:dpi:acr:sms-otp"
-_AMR: Final = ["sms", "otp"]
 _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
 _COOKIE_PATH: Final = "/identity"
@@ -237,7 +236,7 @@ class _Code:
         return self.acr
 
     def get_amr(self) -> list[str]:
-        return list(_AMR)
+        return amr_of(self.acr)
 
 
 @dataclass
@@ -650,7 +649,7 @@ class _Provider:
     def oauth_error(self, error: OAuth2Error, language: str) -> Response[Any]:
         if error.redirect_uri:
             status, _body, headers = error()
-            return _redirect(status, headers)
+            return _redirect(status, headers, self.issuer)
         message = (
             "error_client" if error.error in {"invalid_client", "unauthorized_client"} else "error_request"
         )
@@ -689,13 +688,13 @@ class _Provider:
                         code_challenge_method=data.get("code_challenge_method"),
                         subject=person.subject,
                         auth_time=datetime.fromtimestamp(person.auth_time, UTC),
-                        acr=person.acr,
+                        acr=acr_for_acr_values(data.get("acr_values"), person.acr),
                         created_at=now,
                         expires_at=now + CODE_TTL,
                         used_at=None,
                     )
                 )
-        return _redirect(status, headers)
+        return _redirect(status, headers, self.issuer)
 
     def signin_page(
         self, language: str, flow: _Flow, client: RegisteredClient | None, message: str | None = None
@@ -882,13 +881,17 @@ class _Provider:
         return discovery_document(self.issuer, self.signing_key().alg)
 
 
-def _redirect(status: int, headers: Sequence[tuple[str, str]]) -> Response[bytes]:
-    """authlib's redirect to the client, with no body (a ``None`` body would be sent as JSON ``null``)."""
+def _redirect(status: int, headers: Sequence[tuple[str, str]], issuer: str) -> Response[bytes]:
+    """authlib's redirect to the client, with no body (a ``None`` body would be sent as JSON ``null``),
+    its location naming the issuer in ``iss`` (RFC 9207 section 2,
+    https://www.rfc-editor.org/rfc/rfc9207#section-2), success and error alike."""
+    fields = dict(headers)
+    location = fields.get("Location")
+    if location:
+        separator = "&" if urlsplit(location).query else "?"
+        fields["Location"] = f"{location}{separator}{urlencode({'iss': issuer})}"
     return Response(
-        b"",
-        status_code=status,
-        media_type="text/plain",
-        headers={**dict(headers), "Cache-Control": "no-store"},
+        b"", status_code=status, media_type="text/plain", headers={**fields, "Cache-Control": "no-store"}
     )
 
 
@@ -950,6 +953,8 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": supported_acr_values(),
+        "authorization_response_iss_parameter_supported": True,
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": False,
         "claims_supported": list(_CLAIMS),
