@@ -12,9 +12,10 @@ conditional update after authlib accepted the token request, so two redemptions 
 get tokens, and a code seen again revokes the access tokens it issued (RFC 6749 section 4.1.2).
 
 The issuer is ``<public_url>/identity``. The ``sub`` of every token is the person's pseudonym for the
-client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves this module. ID tokens
-and access tokens are signed with the kernel's active key (EdDSA by default), published at
-``/identity/.well-known/jwks.json``.
+client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves this module. Access
+tokens are signed with the kernel's active key (EdDSA by default); ID tokens and signed userinfo with
+the algorithm the client registered (EdDSA, ES256 or PS256, :mod:`identity.signing_keys`); every key is
+published at ``/identity/.well-known/jwks.json``.
 
 A client assertion is checked before authlib runs (its hooks cannot wait on the database), by
 :class:`identity.client_auth.ClientAuthenticator`; any failure is ``invalid_client`` (401, RFC 6749
@@ -86,6 +87,7 @@ from identity.pages import LANGUAGES, choose_language, render, strings
 from identity.par import PushedRequests, build_par_routes, is_pushed_reference
 from identity.pseudonyms import load_or_create_key
 from identity.service import PersonRegister, is_uin, is_vid
+from identity.signing_keys import ID_TOKEN_ALGORITHMS, ProviderKeys
 from standards import component_key
 
 __all__ = [
@@ -292,14 +294,14 @@ class _OpenId(OpenIDCode):  # type: ignore[misc]
         return False
 
     def resolve_client_private_key(self, client: RegisteredClient) -> Any:
-        key = self.provider.signing_key()
+        key = self.provider.keys.signing_key(client.id_token_algorithm)
         return _KEY_TYPES[key.alg].import_key(key.private_pem())
 
     def get_client_algorithm(self, client: RegisteredClient) -> str:
-        return self.provider.signing_key().alg
+        return client.id_token_algorithm
 
     def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
-        key = self.provider.signing_key()
+        key = self.provider.keys.signing_key(client.id_token_algorithm)
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
@@ -459,6 +461,9 @@ class _Provider:
         self.secure_cookies = self.issuer.startswith("https://")
         self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
         self.pushed = PushedRequests(context.sessions, clock)
+        self.keys = ProviderKeys(
+            context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
+        )
 
     def signing_key(self) -> SigningKey:
         return self.context.keys.ensure_active()
@@ -842,7 +847,7 @@ class _Provider:
         )
         headers = {"Cache-Control": "no-store"}
         if client.userinfo_signed:
-            key = self.signing_key()
+            key = self.keys.signing_key(client.userinfo_algorithm)
             signed = jwt.encode(
                 {**document, "iss": self.issuer, "aud": client.client_id},
                 key.private_key,
@@ -878,7 +883,7 @@ class _Provider:
     # discovery
 
     def discovery(self) -> dict[str, Any]:
-        return discovery_document(self.issuer, self.signing_key().alg)
+        return discovery_document(self.issuer)
 
 
 def _redirect(status: int, headers: Sequence[tuple[str, str]], issuer: str) -> Response[bytes]:
@@ -929,7 +934,7 @@ def _person_claims(
     return claims
 
 
-def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
+def discovery_document(issuer: str) -> dict[str, Any]:
     """OpenID Provider Metadata (OpenID Connect Discovery 1.0 section 3) listing only what is enforced."""
     return {
         "issuer": issuer,
@@ -942,8 +947,8 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": [algorithm],
-        "userinfo_signing_alg_values_supported": [algorithm],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "userinfo_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
         "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint": f"{issuer}/introspect",
@@ -1031,7 +1036,8 @@ def build_routes(
 
     @get(
         "/.well-known/jwks.json",
-        sync_to_thread=False,
+        # Reading (and on first use creating) key files is blocking work: off the event loop.
+        sync_to_thread=True,
         opt=Contract(
             "The keys that sign ID tokens, access tokens and signed userinfo (RFC 7517)",
             {200: "jwks@1.0.0"},
@@ -1040,8 +1046,7 @@ def build_routes(
         ).as_opt(),
     )
     def jwks() -> Response[dict[str, Any]]:
-        provider.signing_key()
-        return Response(context.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+        return Response(provider.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     async def answer_authorization(
         request: Request[Any, Any, Any], query: list[tuple[str, str]]
