@@ -21,8 +21,9 @@ A client assertion is checked before authlib runs (its hooks cannot wait on the 
 :class:`identity.client_auth.ClientAuthenticator`; any failure is ``invalid_client`` (401, RFC 6749
 section 5.2).
 
-Sign-in: ``GET /identity/authorize`` checks the request; with no usable session it shows the sign-in
-page (UIN or virtual ID), which sends a code through :class:`identity.authentication.OtpAuthenticator`;
+Sign-in: ``GET /identity/authorize`` checks the request (or takes the one pushed before,
+:mod:`identity.par`); with no usable session it shows the sign-in page (UIN or virtual ID), which sends
+a code through :class:`identity.authentication.OtpAuthenticator`;
 the code page verifies it, opens a session (a signed, HTTP-only, SameSite=Lax cookie living 15 minutes)
 and redirects to the client with the authorization code. The request in progress rides in a signed
 cookie with the page's CSRF token; nothing of it is personal.
