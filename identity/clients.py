@@ -47,7 +47,7 @@ __all__ = [
     "validate_client_metadata",
 ]
 
-CLIENT_SCHEMA: Final = "identity-client@1.0.0"
+CLIENT_SCHEMA: Final = "identity-client@1.1.0"
 SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic", "private_key_jwt")
 ASSERTION_ALGORITHMS: Final = ("EdDSA", "ES256", "PS256")
 _ALGORITHM_OF_KEY: Final[Mapping[tuple[str, str | None], str]] = {
@@ -61,6 +61,8 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
     "token_endpoint_auth_method": "client_secret_basic",
     "require_pkce": True,
     "claims_locale": "fr",
+    "require_pushed_authorization_requests": False,
+    "id_token_signed_response_alg": "EdDSA",
 }
 
 
@@ -203,6 +205,25 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     @property
     def userinfo_signed(self) -> bool:
         return "userinfo_signed_response_alg" in self.metadata
+
+    @property
+    def userinfo_algorithm(self) -> str:
+        """The JWS algorithm of signed userinfo (meaningful when :attr:`userinfo_signed`)."""
+        return str(
+            self.metadata.get("userinfo_signed_response_alg", _DEFAULTS["id_token_signed_response_alg"])
+        )
+
+    @property
+    def id_token_algorithm(self) -> str:
+        """The JWS algorithm of this client's ID tokens (OpenID Connect Registration 1.0 section 2)."""
+        return str(
+            self.metadata.get("id_token_signed_response_alg", _DEFAULTS["id_token_signed_response_alg"])
+        )
+
+    @property
+    def require_pushed_requests(self) -> bool:
+        """Whether the client's authorization requests must come by pushed request (RFC 9126 section 6)."""
+        return bool(self.metadata.get("require_pushed_authorization_requests", False))
 
     @property
     def assertion_keys(self) -> dict[str, dict[str, Any]]:

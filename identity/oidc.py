@@ -12,18 +12,18 @@ conditional update after authlib accepted the token request, so two redemptions 
 get tokens, and a code seen again revokes the access tokens it issued (RFC 6749 section 4.1.2).
 
 The issuer is ``<public_url>/identity``. The ``sub`` of every token is the person's pseudonym for the
-client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves this module. ID tokens
-and access tokens are signed with the kernel's active key (EdDSA by default), published at
-``/identity/.well-known/jwks.json``.
+client's sector (:func:`identity.pseudonyms.sector_pseudonym`); no UIN leaves this module. Access
+tokens are signed with the kernel's active key (EdDSA by default); ID tokens and signed userinfo with
+the algorithm the client registered (EdDSA, ES256 or PS256, :mod:`identity.signing_keys`); every key is
+published at ``/identity/.well-known/jwks.json``.
 
-A client assertion is checked before authlib runs (its hooks cannot wait on the database): signed with
-one of the client's registered keys (EdDSA, ES256 or PS256), ``iss`` and ``sub`` the client id, ``aud``
-the token endpoint or the issuer, ``exp`` in the future and at most :data:`CLIENT_ASSERTION_TTL`
-away, and a ``jti`` never seen before: each accepted ``jti`` is kept until the assertion expires, so a
-replayed assertion is refused. Any failure is ``invalid_client`` (401, RFC 6749 section 5.2).
+A client assertion is checked before authlib runs (its hooks cannot wait on the database), by
+:class:`identity.client_auth.ClientAuthenticator`; any failure is ``invalid_client`` (401, RFC 6749
+section 5.2).
 
-Sign-in: ``GET /identity/authorize`` checks the request; with no usable session it shows the sign-in
-page (UIN or virtual ID), which sends a code through :class:`identity.authentication.OtpAuthenticator`;
+Sign-in: ``GET /identity/authorize`` checks the request (or takes the one pushed before,
+:mod:`identity.par`); with no usable session it shows the sign-in page (UIN or virtual ID), which sends
+a code through :class:`identity.authentication.OtpAuthenticator`;
 the code page verifies it, opens a session (a signed, HTTP-only, SameSite=Lax cookie living 15 minutes)
 and redirects to the client with the authorization code. The request in progress rides in a signed
 cookie with the page's CSRF token; nothing of it is personal.
@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
@@ -66,28 +66,29 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import DateTime, String, delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select, update
 
 from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
+from identity.acr import ACR_SMS_OTP, acr_for_acr_values, amr_of, supported_acr_values
 from identity.authentication import OtpAuthenticator
+from identity.client_auth import CLIENT_ASSERTION_TTL, CLIENT_ASSERTION_TYPE, ClientAuthenticator
 from identity.clients import (
     ASSERTION_ALGORITHMS,
     SUPPORTED_AUTH_METHODS,
     ClientRegistry,
     RegisteredClient,
-    assertion_algorithm,
 )
-from identity.models import IdentityBase, PersonRow, PseudonymRow
+from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
 from identity.pages import LANGUAGES, choose_language, render, strings
+from identity.par import PushedRequests, build_par_routes, is_pushed_reference
 from identity.pseudonyms import load_or_create_key
 from identity.service import PersonRegister, is_uin, is_vid
+from identity.signing_keys import ID_TOKEN_ALGORITHMS, ProviderKeys
 from standards import component_key
 
 __all__ = [
@@ -108,11 +109,6 @@ ACCESS_TOKEN_TTL: Final = timedelta(minutes=5)
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
 SESSION_TTL: Final = timedelta(minutes=15)
 FLOW_TTL: Final = timedelta(minutes=10)
-ACR_SMS_OTP: Final = "urn:dpi:acr:sms-otp"
-CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-CLIENT_ASSERTION_TTL: Final = timedelta(minutes=5)
-_MAX_ASSERTION: Final = 8192
-_AMR: Final = ["sms", "otp"]
 _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
 _COOKIE_PATH: Final = "/identity"
@@ -134,7 +130,7 @@ _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
 _PAGE: Final = Body("html-page@1.0.0", "text/html")
 _OAUTH_ERROR: Final = "oauth-error@1.0.0"
-_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.0.0"
+_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.1.0"
 # Refusals the kernel answers before a handler runs (or when one fails), with the ``error`` body.
 _KERNEL_ERRORS: Final = (500,)
 _KERNEL_FORM_ERRORS: Final = (413, 500)
@@ -154,21 +150,6 @@ def _aware(moment: datetime) -> datetime:
 
 def _epoch(moment: datetime) -> int:
     return int(_aware(moment).timestamp())
-
-
-class _ClientAssertionRow(IdentityBase):
-    """A client assertion accepted at the token endpoint (migration ``identity_0004``), kept until it
-    expires so that it cannot be used again; keyed by the SHA-256 of its client id and ``jti``."""
-
-    __tablename__ = "identity_oidc_client_assertion"
-
-    assertion_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class _AssertionRefused(Exception):
-    """A client assertion that does not authenticate its client (the reason is logged, never sent)."""
 
 
 # --- authlib's view of our requests, clients, codes and people -----------------------------------------
@@ -258,7 +239,7 @@ class _Code:
         return self.acr
 
     def get_amr(self) -> list[str]:
-        return list(_AMR)
+        return amr_of(self.acr)
 
 
 @dataclass
@@ -314,14 +295,14 @@ class _OpenId(OpenIDCode):  # type: ignore[misc]
         return False
 
     def resolve_client_private_key(self, client: RegisteredClient) -> Any:
-        key = self.provider.signing_key()
+        key = self.provider.keys.signing_key(client.id_token_algorithm)
         return _KEY_TYPES[key.alg].import_key(key.private_pem())
 
     def get_client_algorithm(self, client: RegisteredClient) -> str:
-        return self.provider.signing_key().alg
+        return client.id_token_algorithm
 
     def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
-        key = self.provider.signing_key()
+        key = self.provider.keys.signing_key(client.id_token_algorithm)
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
@@ -373,7 +354,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method("private_key_jwt", self._asserted_client)
 
     def _asserted_client(self, query_client: Callable[[str], Any], request: OAuth2Request) -> Any:
-        """The client whose assertion :meth:`_Provider.authenticate_assertion` already verified."""
+        """The client whose assertion :class:`identity.client_auth.ClientAuthenticator` already verified."""
         return self.asserted
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
@@ -479,6 +460,11 @@ class _Provider:
         self.issuer = f"{context.settings.public_url}/identity"
         self.audience = context.settings.public_url
         self.secure_cookies = self.issuer.startswith("https://")
+        self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
+        self.pushed = PushedRequests(context.sessions, clock)
+        self.keys = ProviderKeys(
+            context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
+        )
 
     def signing_key(self) -> SigningKey:
         return self.context.keys.ensure_active()
@@ -587,6 +573,16 @@ class _Provider:
     ) -> Response[Any]:
         """Answer an authorization request: a code, an error, or the sign-in page."""
         payload = _Payload(query)
+        request_uri = payload.data.get("request_uri")
+        pushed = request_uri is not None and is_pushed_reference(request_uri)
+        if request_uri is not None and pushed:
+            # RFC 9126 section 4: the pushed parameters replace whatever else came with the reference.
+            stored = await self.pushed.take(request_uri, payload.data.get("client_id", ""))
+            if stored is None:
+                _log.info("request_uri refused", extra={"event": "oidc_invalid_request_uri"})
+                return self.error_page(language, "error_session")
+            query, payload = stored, _Payload(stored)
+            language = _language(request, query)
         client = await self.clients.client(payload.data.get("client_id", ""))
         server = _Server(self, [client] if client is not None else [])
         oauth_request = _Request("GET", self.url("/authorize"), query=query)
@@ -603,6 +599,12 @@ class _Provider:
         try:
             grant = server.get_consent_grant(oauth_request, end_user=person)
             self._check_request(grant)
+            if client is not None and client.require_pushed_requests and not pushed:
+                raise InvalidRequestError(
+                    "This client sends its authorization requests by pushed authorization request.",
+                    redirect_uri=grant.redirect_uri,
+                    state=payload.data.get("state"),
+                )
         except OAuth2Error as error:
             return self.oauth_error(error, language)
         if person is not None:
@@ -635,10 +637,25 @@ class _Provider:
                 "Invalid 'max_age'.", redirect_uri=redirect_uri, state=data.get("state")
             )
 
+    def validate_pushed(
+        self, client: RegisteredClient, parameters: list[tuple[str, str]]
+    ) -> tuple[str, str] | None:
+        """The authorization endpoint's checks on a pushed request (RFC 9126 section 2.1); ``prompt``
+        waits for the authorization endpoint, where the person's session is known."""
+        server = _Server(self, [client])
+        query = [(name, value) for name, value in parameters if name != "prompt"]
+        try:
+            self._check_request(
+                server.get_consent_grant(_Request("POST", self.url("/authorize"), query=query))
+            )
+        except OAuth2Error as error:
+            return str(error.error), str(error.description or "The authorization request is not valid.")
+        return None
+
     def oauth_error(self, error: OAuth2Error, language: str) -> Response[Any]:
         if error.redirect_uri:
             status, _body, headers = error()
-            return _redirect(status, headers)
+            return _redirect(status, headers, self.issuer)
         message = (
             "error_client" if error.error in {"invalid_client", "unauthorized_client"} else "error_request"
         )
@@ -677,13 +694,13 @@ class _Provider:
                         code_challenge_method=data.get("code_challenge_method"),
                         subject=person.subject,
                         auth_time=datetime.fromtimestamp(person.auth_time, UTC),
-                        acr=person.acr,
+                        acr=acr_for_acr_values(data.get("acr_values"), person.acr),
                         created_at=now,
                         expires_at=now + CODE_TTL,
                         used_at=None,
                     )
                 )
-        return _redirect(status, headers)
+        return _redirect(status, headers, self.issuer)
 
     def signin_page(
         self, language: str, flow: _Flow, client: RegisteredClient | None, message: str | None = None
@@ -725,7 +742,7 @@ class _Provider:
         if "client_assertion" in data or "client_assertion_type" in data:
             # One authentication method per request (RFC 6749 section 2.3): HTTP Basic beside an
             # assertion authenticates nobody.
-            client = None if authorization else await self.authenticate_assertion(form)
+            client = None if authorization else await self.client_auth.assertion(form, self.url("/token"))
             asserted = client
         else:
             client_id, _secret = extract_basic_authorization(
@@ -746,102 +763,6 @@ class _Provider:
             status_code=status,
             headers={**dict(headers), "Cache-Control": "no-store", "Pragma": "no-cache"},
         )
-
-    async def authenticate_assertion(self, form: Sequence[tuple[str, str]]) -> RegisteredClient | None:
-        """The ``private_key_jwt`` client the form's assertion authenticates (RFC 7523 section 3), or None.
-
-        The ``jti`` is recorded only once everything else holds, so a forged assertion cannot spend a
-        genuine client's ``jti``.
-        """
-        try:
-            client, claims = await self._verified_assertion(form)
-            await self._spend(client, claims)
-        except _AssertionRefused as refused:
-            _log.info(
-                "client assertion refused",
-                extra={"event": "oidc_client_assertion_refused", "reason": str(refused)},
-            )
-            return None
-        return client
-
-    async def _verified_assertion(
-        self, form: Sequence[tuple[str, str]]
-    ) -> tuple[RegisteredClient, dict[str, Any]]:
-        values: dict[str, list[str]] = defaultdict(list)
-        for name, value in form:
-            values[name].append(value)
-        if values.get("client_assertion_type") != [CLIENT_ASSERTION_TYPE]:
-            raise _AssertionRefused("client_assertion_type is missing, repeated or not jwt-bearer")
-        assertions = values.get("client_assertion", [])
-        if len(assertions) != 1 or not assertions[0] or len(assertions[0]) > _MAX_ASSERTION:
-            raise _AssertionRefused("client_assertion is missing, repeated or too long")
-        assertion = assertions[0]
-        try:
-            header = jwt.get_unverified_header(assertion)
-            unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise _AssertionRefused("client_assertion is not a JWT") from None
-        client_id = unverified.get("iss")
-        if not isinstance(client_id, str):
-            raise _AssertionRefused("the assertion names no issuer")
-        client = await self.clients.client(client_id)
-        if client is None or client.auth_method != "private_key_jwt":
-            raise _AssertionRefused("the issuer is not a private_key_jwt client")
-        if values.get("client_id", [client_id]) != [client_id]:
-            raise _AssertionRefused("client_id differs from the assertion's issuer")
-        algorithm = header.get("alg")
-        jwk = client.assertion_keys.get(str(header.get("kid", "")))
-        if jwk is None and "kid" not in header and len(client.assertion_keys) == 1:
-            (jwk,) = client.assertion_keys.values()
-        if algorithm not in ASSERTION_ALGORITHMS or jwk is None or assertion_algorithm(jwk) != algorithm:
-            raise _AssertionRefused("the assertion is not signed with a registered key and algorithm")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                assertion,
-                jwt.PyJWK(jwk, algorithm=algorithm).key,
-                algorithms=[algorithm],
-                issuer=client_id,
-                audience=[self.url("/token"), self.issuer],
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "require": ["iss", "sub", "aud", "exp", "jti"],
-                },
-            )
-        except (jwt.InvalidTokenError, jwt.PyJWKError):
-            raise _AssertionRefused("the assertion's signature or claims do not hold") from None
-        now = _epoch(self.clock())
-        expires = claims["exp"]
-        if (
-            claims["sub"] != client_id
-            or not isinstance(claims["jti"], str)
-            or not 0 < len(claims["jti"]) <= 256
-        ):
-            raise _AssertionRefused("the assertion's sub or jti is wrong")
-        if not isinstance(expires, int) or expires <= now:
-            raise _AssertionRefused("the assertion has expired")
-        if expires > now + int(CLIENT_ASSERTION_TTL.total_seconds()):
-            raise _AssertionRefused("the assertion lives too long")
-        return client, claims
-
-    async def _spend(self, client: RegisteredClient, claims: Mapping[str, Any]) -> None:
-        now = self.clock()
-        row = _ClientAssertionRow(
-            assertion_hash=_sha256(f"{client.client_id}\x00{claims['jti']}"),
-            client_id=client.client_id,
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
-        )
-        try:
-            async with self.context.sessions() as session, session.begin():
-                await session.execute(
-                    delete(_ClientAssertionRow).where(_ClientAssertionRow.expires_at <= now)
-                )
-                if await session.get(_ClientAssertionRow, row.assertion_hash) is not None:
-                    raise _AssertionRefused("the assertion's jti was used before")
-                session.add(row)
-        except IntegrityError:
-            raise _AssertionRefused("the assertion's jti was used before") from None
 
     async def _load_code(self, value: str, client: RegisteredClient) -> _Code | None:
         code_hash = _sha256(value)
@@ -927,7 +848,7 @@ class _Provider:
         )
         headers = {"Cache-Control": "no-store"}
         if client.userinfo_signed:
-            key = self.signing_key()
+            key = self.keys.signing_key(client.userinfo_algorithm)
             signed = jwt.encode(
                 {**document, "iss": self.issuer, "aud": client.client_id},
                 key.private_key,
@@ -963,16 +884,20 @@ class _Provider:
     # discovery
 
     def discovery(self) -> dict[str, Any]:
-        return discovery_document(self.issuer, self.signing_key().alg)
+        return discovery_document(self.issuer)
 
 
-def _redirect(status: int, headers: Sequence[tuple[str, str]]) -> Response[bytes]:
-    """authlib's redirect to the client, with no body (a ``None`` body would be sent as JSON ``null``)."""
+def _redirect(status: int, headers: Sequence[tuple[str, str]], issuer: str) -> Response[bytes]:
+    """authlib's redirect to the client, with no body (a ``None`` body would be sent as JSON ``null``),
+    its location naming the issuer in ``iss`` (RFC 9207 section 2,
+    https://www.rfc-editor.org/rfc/rfc9207#section-2), success and error alike."""
+    fields = dict(headers)
+    location = fields.get("Location")
+    if location:
+        separator = "&" if urlsplit(location).query else "?"
+        fields["Location"] = f"{location}{separator}{urlencode({'iss': issuer})}"
     return Response(
-        b"",
-        status_code=status,
-        media_type="text/plain",
-        headers={**dict(headers), "Cache-Control": "no-store"},
+        b"", status_code=status, media_type="text/plain", headers={**fields, "Cache-Control": "no-store"}
     )
 
 
@@ -1010,7 +935,7 @@ def _person_claims(
     return claims
 
 
-def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
+def discovery_document(issuer: str) -> dict[str, Any]:
     """OpenID Provider Metadata (OpenID Connect Discovery 1.0 section 3) listing only what is enforced."""
     return {
         "issuer": issuer,
@@ -1023,15 +948,21 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": [algorithm],
-        "userinfo_signing_alg_values_supported": [algorithm],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "userinfo_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
         "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint": f"{issuer}/introspect",
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "introspection_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "revocation_endpoint": f"{issuer}/revoke",
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": supported_acr_values(),
+        "authorization_response_iss_parameter_supported": True,
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": False,
         "claims_supported": list(_CLAIMS),
         "claim_types_supported": ["normal"],
         "ui_locales_supported": list(LANGUAGES),
@@ -1039,6 +970,8 @@ def discovery_document(issuer: str, algorithm: str) -> dict[str, Any]:
         "prompt_values_supported": ["none", "login"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
+        # request_uri takes only this provider's own pushed-request references; request objects by
+        # reference (fetched from the client) are not supported, which is what this flag announces.
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
     }
@@ -1094,7 +1027,7 @@ def build_routes(
         sync_to_thread=False,
         opt=Contract(
             "OpenID Provider Metadata (OpenID Connect Discovery 1.0 section 3)",
-            {200: "identity-oidc-discovery@1.1.0"},
+            {200: "identity-oidc-discovery@1.2.0"},
             tags=_TAGS,
             errors=_KERNEL_ERRORS,
         ).as_opt(),
@@ -1104,7 +1037,8 @@ def build_routes(
 
     @get(
         "/.well-known/jwks.json",
-        sync_to_thread=False,
+        # Reading (and on first use creating) key files is blocking work: off the event loop.
+        sync_to_thread=True,
         opt=Contract(
             "The keys that sign ID tokens, access tokens and signed userinfo (RFC 7517)",
             {200: "jwks@1.0.0"},
@@ -1113,8 +1047,7 @@ def build_routes(
         ).as_opt(),
     )
     def jwks() -> Response[dict[str, Any]]:
-        provider.signing_key()
-        return Response(context.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+        return Response(provider.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     async def answer_authorization(
         request: Request[Any, Any, Any], query: list[tuple[str, str]]
@@ -1256,7 +1189,7 @@ def build_routes(
                 400: _OAUTH_ERROR,
                 401: _OAUTH_ERROR,
             },
-            request=Body("identity-oidc-token-request@1.0.0", _FORM),
+            request=Body("identity-oidc-token-request@1.1.0", _FORM),
             tags=_TAGS,
             errors=_KERNEL_FORM_ERRORS,
         ).as_opt(),
@@ -1287,6 +1220,7 @@ def build_routes(
         return await provider.userinfo(request)
 
     return [
+        *build_par_routes(provider.issuer, provider.client_auth, provider.pushed, provider.validate_pushed),
         openid_configuration,
         jwks,
         authorize,

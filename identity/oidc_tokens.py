@@ -3,7 +3,9 @@ https://www.rfc-editor.org/rfc/rfc7009) for the access tokens of the identity bl
 
 ``POST /identity/introspect`` and ``POST /identity/revoke`` take a form (``token`` and an optional
 ``token_type_hint``, which is ignored: this provider issues access tokens only) from a client that
-authenticates with HTTP Basic (``client_secret_basic``) against the client registry.
+authenticates as at the token endpoint: HTTP Basic (``client_secret_basic``) or a single-use signed client
+assertion (``private_key_jwt``, :mod:`identity.client_auth`; its ``aud`` may be the issuer, the token
+endpoint or the endpoint itself).
 
 A client may introspect and revoke only the tokens issued to itself. Introspection answers
 ``{"active": false}`` alone for a token that is unknown, malformed, signed by another issuer, expired,
@@ -30,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import jwt
-from authlib.oauth2.rfc6749.util import extract_basic_authorization  # type: ignore[import-untyped]
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from sqlalchemy import select, update
@@ -38,6 +39,7 @@ from sqlalchemy import select, update
 from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract
 from dpi.keys import KeyNotFound
+from identity.client_auth import ClientAuthenticator
 from identity.clients import ClientRegistry, RegisteredClient
 from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import IssuedTokenRow
@@ -92,37 +94,26 @@ class _TokenAuthority:
         self.clock = clock
         self.issuer = f"{context.settings.public_url}/identity"
         self.audience = context.settings.public_url
+        self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
 
-    async def authenticate(self, request: Request[Any, Any, Any]) -> RegisteredClient:
-        """The client named by HTTP Basic credentials (RFC 6749 section 2.3.1), or ``invalid_client``."""
-        authorization = request.headers.get("authorization")
-        try:
-            client_id, secret = extract_basic_authorization(
-                {"Authorization": authorization} if authorization else {}
-            )
-        except ValueError:  # credentials that are not UTF-8 once decoded
-            client_id, secret = None, None
-        client = await self.clients.client(client_id or "") if client_id else None
-        if (
-            client is None
-            or secret is None
-            or client.metadata.get("token_endpoint_auth_method") != "client_secret_basic"
-            or not client.check_client_secret(secret)
-        ):
-            raise _OAuthRefusal(401, "invalid_client", "The client could not be authenticated.")
-        return client
-
-    async def token_of(self, request: Request[Any, Any, Any]) -> str:
-        """The form's one ``token`` parameter, or ``invalid_request``."""
+    async def authenticate(self, request: Request[Any, Any, Any], path: str) -> tuple[RegisteredClient, str]:
+        """The authenticated client and the form's one ``token``; ``invalid_client`` for a client that
+        neither HTTP Basic nor a client assertion authenticates, then ``invalid_request`` for a missing
+        or repeated parameter."""
         form = await request.form()
         pairs = [(str(name), str(value)) for name, value in form.multi_items()]
+        client = await self.client_auth.authenticate(
+            pairs, request.headers.get("authorization"), f"{self.issuer}{path}"
+        )
+        if client is None:
+            raise _OAuthRefusal(401, "invalid_client", "The client could not be authenticated.")
         names = [name for name, _ in pairs]
         if any(names.count(name) > 1 for name in ("token", "token_type_hint")):
             raise _OAuthRefusal(400, "invalid_request", "A parameter is repeated.")
         token = dict(pairs).get("token", "")
         if not token:
             raise _OAuthRefusal(400, "invalid_request", "The 'token' parameter is required.")
-        return token
+        return client, token
 
     def claims(self, token: str) -> dict[str, Any] | None:
         """The verified claims of one of this provider's access tokens, or None."""
@@ -217,17 +208,17 @@ def build_token_routes(
         "/introspect",
         opt=Contract(
             "Token introspection (RFC 7662): whether an access token issued to the calling client is "
-            "active, with its scope, subject pseudonym and times; the client authenticated by HTTP Basic",
+            "active, with its scope, subject pseudonym and times; the client authenticated by HTTP Basic "
+            "or a private_key_jwt assertion",
             {200: "identity-oidc-introspection@1.0.0", 400: _OAUTH_ERROR, 401: _OAUTH_ERROR},
-            request=Body("identity-oidc-introspection-request@1.0.0", _FORM),
+            request=Body("identity-oidc-introspection-request@1.1.0", _FORM),
             tags=_TAGS,
             errors=_KERNEL_FORM_ERRORS,
         ).as_opt(),
     )
     async def introspect(request: Request[Any, Any, Any]) -> Response[Any]:
         try:
-            client = await authority.authenticate(request)
-            token = await authority.token_of(request)
+            client, token = await authority.authenticate(request, "/introspect")
         except _OAuthRefusal as refusal:
             return refusal.response()
         return Response(await authority.introspect(token, client), status_code=200, headers=_NO_STORE)
@@ -236,17 +227,16 @@ def build_token_routes(
         "/revoke",
         opt=Contract(
             "Token revocation (RFC 7009): revoke an access token issued to the calling client; 200 for any "
-            "token, known or not; the client authenticated by HTTP Basic",
+            "token, known or not; the client authenticated by HTTP Basic or a private_key_jwt assertion",
             {200: "identity-oidc-revocation@1.0.0", 400: _OAUTH_ERROR, 401: _OAUTH_ERROR},
-            request=Body("identity-oidc-revocation-request@1.0.0", _FORM),
+            request=Body("identity-oidc-revocation-request@1.1.0", _FORM),
             tags=_TAGS,
             errors=_KERNEL_FORM_ERRORS,
         ).as_opt(),
     )
     async def revoke(request: Request[Any, Any, Any]) -> Response[Any]:
         try:
-            client = await authority.authenticate(request)
-            token = await authority.token_of(request)
+            client, token = await authority.authenticate(request, "/revoke")
         except _OAuthRefusal as refusal:
             return refusal.response()
         await authority.revoke(token, client)

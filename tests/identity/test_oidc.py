@@ -432,12 +432,12 @@ USERINFO = (
 DOCUMENTED: dict[tuple[str, str], tuple[tuple[str, str] | None, dict[str, tuple[str, str]]]] = {
     ("/identity/.well-known/openid-configuration", "get"): (
         None,
-        {"200": ("application/json", "identity-oidc-discovery-1.1.0")},
+        {"200": ("application/json", "identity-oidc-discovery-1.2.0")},
     ),
     ("/identity/.well-known/jwks.json", "get"): (None, {"200": ("application/json", "jwks-1.0.0")}),
     ("/identity/authorize", "get"): (None, {"200": PAGE, "400": PAGE}),
     ("/identity/authorize", "post"): (
-        (FORM, "identity-oidc-authorize-request-1.0.0"),
+        (FORM, "identity-oidc-authorize-request-1.1.0"),
         {"200": PAGE, "400": PAGE, "413": ERROR},
     ),
     ("/identity/authorize/identifier", "post"): (
@@ -446,7 +446,7 @@ DOCUMENTED: dict[tuple[str, str], tuple[tuple[str, str] | None, dict[str, tuple[
     ),
     ("/identity/authorize/otp", "post"): ((FORM, "identity-oidc-otp-form-1.0.0"), {"400": PAGE}),
     ("/identity/token", "post"): (
-        (FORM, "identity-oidc-token-request-1.0.0"),
+        (FORM, "identity-oidc-token-request-1.1.0"),
         {
             "200": ("application/json", "identity-oidc-token-response-1.0.0"),
             "400": OAUTH_ERROR,
@@ -493,7 +493,7 @@ async def test_every_body_of_the_openid_provider_is_documented_by_its_schema(pro
 
 async def test_what_the_provider_answers_is_valid_against_its_schemas(provider: Provider) -> None:
     discovery = await provider.http.get("/identity/.well-known/openid-configuration")
-    assert issues("identity-oidc-discovery@1.1.0", discovery.json()) == []
+    assert issues("identity-oidc-discovery@1.2.0", discovery.json()) == []
     keys = await provider.http.get("/identity/.well-known/jwks.json")
     assert issues("jwks@1.0.0", keys.json()) == []
 

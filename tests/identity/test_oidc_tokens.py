@@ -19,10 +19,15 @@ from identity import oidc
 from identity.service import Actor
 from tests.identity.conftest import LABOUR, Provider
 from tests.identity.test_oidc import (
+    assertion_fields,
     authorize_query,
+    client_assertion,
     code_of,
     exchange,
+    key_client_code,
     pkce,
+    redeem_with_assertion,
+    register_key_client,
     sign_in,
 )
 
@@ -210,8 +215,8 @@ async def test_the_endpoints_are_documented_by_their_schemas(provider: Provider)
     document = (await provider.http.get("/openapi.json")).json()
     assert undocumented_bodies(document) == []
     for path, request, success in (
-        (INTROSPECT, "identity-oidc-introspection-request-1.0.0", "identity-oidc-introspection-1.0.0"),
-        (REVOKE, "identity-oidc-revocation-request-1.0.0", "identity-oidc-revocation-1.0.0"),
+        (INTROSPECT, "identity-oidc-introspection-request-1.1.0", "identity-oidc-introspection-1.0.0"),
+        (REVOKE, "identity-oidc-revocation-request-1.1.0", "identity-oidc-revocation-1.0.0"),
     ):
         operation = document["paths"][path]["post"]
         content = operation["requestBody"]["content"]
@@ -281,5 +286,87 @@ async def test_discovery_names_the_introspection_and_revocation_endpoints(provid
     discovery = (await provider.http.get("/identity/.well-known/openid-configuration")).json()
     assert discovery["introspection_endpoint"].endswith(INTROSPECT)
     assert discovery["revocation_endpoint"].endswith(REVOKE)
-    assert discovery["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    for endpoint in ("introspection", "revocation"):
+        assert discovery[f"{endpoint}_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "private_key_jwt",
+        ]
+        assert set(discovery[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]) == {
+            "EdDSA",
+            "ES256",
+            "PS256",
+        }
     assert set(discovery["token_endpoint_auth_signing_alg_values_supported"]) == {"EdDSA", "ES256", "PS256"}
+
+
+# --- private_key_jwt at introspection and revocation (RFC 7523, OpenID Connect Core 1.0 section 9) ----------
+
+
+async def key_client_tokens(provider: Provider, alg: str = "EdDSA") -> tuple[SigningKey, dict[str, Any]]:
+    """``jobs-portal``'s tokens, the client authenticating with assertions signed by the returned key."""
+    key = await register_key_client(provider, alg)
+    code, verifier = await key_client_code(provider)
+    response = await redeem_with_assertion(
+        provider, code, verifier, assertion_fields(client_assertion(provider, key))
+    )
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return key, tokens
+
+
+async def call_with_assertion(provider: Provider, path: str, token: str, assertion: str) -> httpx.Response:
+    return await provider.http.post(path, data={"token": token, **assertion_fields(assertion)})
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "PS256"])
+async def test_a_private_key_jwt_client_introspects_and_revokes_its_token(
+    provider: Provider, alg: str
+) -> None:
+    key, tokens = await key_client_tokens(provider, alg)
+    access = tokens["access_token"]
+    audience = f"{provider.issuer}/introspect"
+    introspected = await call_with_assertion(
+        provider, INTROSPECT, access, client_assertion(provider, key, aud=audience)
+    )
+    assert introspected.status_code == 200, introspected.text
+    assert introspected.json()["active"] is True
+    assert introspected.json()["client_id"] == "jobs-portal"
+    revoked = await call_with_assertion(provider, REVOKE, access, client_assertion(provider, key))
+    assert revoked.status_code == 200, revoked.text
+    assert await userinfo_status(provider, access) == 401
+    again = await call_with_assertion(
+        provider, INTROSPECT, access, client_assertion(provider, key, aud=provider.issuer)
+    )
+    assert again.json() == {"active": False}
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    "case", ["replayed", "wrong audience", "wrong key", "HTTP Basic as well", "spent at the token endpoint"]
+)
+async def test_bad_client_assertions_at_introspection_and_revocation_are_invalid_client(
+    provider: Provider, path: str, case: str
+) -> None:
+    key, tokens = await key_client_tokens(provider)
+    access = tokens["access_token"]
+    auth: Any = httpx.USE_CLIENT_DEFAULT
+    assertion = client_assertion(provider, key)
+    if case == "replayed":
+        assert (await call_with_assertion(provider, INTROSPECT, access, assertion)).status_code == 200
+    elif case == "spent at the token endpoint":
+        code, verifier = await key_client_code(provider)
+        spent = await redeem_with_assertion(provider, code, verifier, assertion_fields(assertion))
+        assert spent.status_code == 200, spent.text
+    elif case == "wrong audience":
+        assertion = client_assertion(provider, key, aud="https://elsewhere.example/introspect")
+    elif case == "wrong key":
+        assertion = client_assertion(provider, SigningKey.generate("EdDSA", kid=key.kid))
+    else:
+        auth = ("labour-portal", provider.secrets["labour-portal"])
+    response = await provider.http.post(
+        path, data={"token": access, **assertion_fields(assertion)}, auth=auth
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert valid("oauth-error@1.0.0", response.json())
+    assert await userinfo_status(provider, access) == 200
