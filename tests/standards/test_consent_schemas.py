@@ -791,7 +791,10 @@ SCALARS = st.one_of(
 def _mutants(draw: st.DrawFn, name: str) -> Any:
     document = EXAMPLES[name]
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        pointer = draw(st.sampled_from(_pointers(document)))
+        pointers = _pointers(document)
+        if not pointers:  # an earlier mutation deleted the last member: nothing left to change
+            break
+        pointer = draw(st.sampled_from(pointers))
         document = _with(document, pointer, draw(st.one_of(SCALARS, st.just(_DELETE))))
     return document
 
