@@ -7,35 +7,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-import identity
 from consent.block import consent_block
 from consent.client import ClaimRelease, InProcessClaimReleaseRecorder, ReleaseReceipt
 from consent.receipts import verify_receipt
 from consent.service import ConsentService
-from dpi.app import create_app, migrate
-from dpi.blocks import Block, BlockContext
-from dpi.db import create_engine, session_factory
+from dpi.blocks import BlockContext
 from dpi.errors import DpiError
 from dpi.keys import KeyStore
 from dpi.settings import Settings
 from identity import oidc
-from identity.authentication import OtpAuthenticator
 from identity.claim_consent import ClaimConsents
-from identity.clients import ClientRegistry
 from identity.oidc_models import AuthorizationCodeRow, ClaimConsentRow
-from identity.senders import MemoryOtpSender
-from identity.service import PersonRegister
-from tests.identity.conftest import LABOUR, OPERATOR, REDIRECT, Clock, Provider, amina
+from tests.identity.conftest import LABOUR, REDIRECT, Provider, open_provider
 from tests.identity.test_oidc import authorize_query, code_of, exchange, form_of, jwks, pkce, verify_id_token
 
 IDENTITY_SUBSYSTEM = "DPI/GOV/MOI/identity"
@@ -284,21 +275,6 @@ async def test_a_withdrawal_stops_the_release_at_once_and_asks_again(provider: P
 # --- receipts through the consent block ---------------------------------------------------------------------
 
 
-def _receipt_block(sender: MemoryOtpSender, clock: Clock, recorder: Any) -> Block:
-    def routes(context: BlockContext) -> list[Any]:
-        register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-        authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
-        return oidc.build_routes(context, register, authenticator, clock=clock, recorder=recorder(context))
-
-    return Block(
-        name="identity",
-        prefix="/identity",
-        version="0.1.0",
-        routes=routes,
-        migrations=Path(identity.__file__).parent / "migrations",
-    )
-
-
 class _Failing:
     async def record_release(self, release: ClaimRelease) -> ReleaseReceipt:
         raise DpiError("service.not_ready", "the consent service could not be reached")
@@ -307,59 +283,19 @@ class _Failing:
         raise DpiError("service.not_ready", "the consent service could not be reached")
 
 
-async def _provider(settings: Settings, recorder: Any) -> AsyncIterator[Provider]:
-    clock = Clock(now=datetime.now(UTC))
-    sender = MemoryOtpSender()
-    block = _receipt_block(sender, clock, recorder)
-    consent = consent_block(clock=clock)
-    await migrate(settings, [block, consent])
-    engine = create_engine(settings.database)
-    sessions = session_factory(engine)
-    register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-    clients = ClientRegistry(sessions, clock=clock)
-    _, secret = await clients.add(
-        {
-            "client_id": "labour-portal",
-            "client_name": "Labour Portal",
-            "redirect_uris": [REDIRECT],
-            "sector": LABOUR,
-            "scope": ["openid", "profile", "phone"],
-        }
-    )
-    assert secret is not None
-    record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
-    app = create_app(settings, blocks=[block, consent])
-    try:
-        async with AsyncTestClient(app=app) as http:
-            http.follow_redirects = False
-            yield Provider(
-                app,
-                http,
-                sender,
-                register,
-                clients,
-                clock,
-                {"labour-portal": secret},
-                record["uin"],
-                f"{settings.public_url}/identity",
-            )
-    finally:
-        await engine.dispose()
-
-
 def _recorder(context: BlockContext) -> InProcessClaimReleaseRecorder:
     return InProcessClaimReleaseRecorder.over(context, provider=IDENTITY_SUBSYSTEM)
 
 
 @pytest.fixture
 async def recording(settings: Settings) -> AsyncIterator[Provider]:
-    async for provider in _provider(settings, _recorder):
+    async for provider in open_provider(settings, _recorder, [consent_block()]):
         yield provider
 
 
 @pytest.fixture
 async def failing(settings: Settings) -> AsyncIterator[Provider]:
-    async for provider in _provider(settings, lambda _context: _Failing()):
+    async for provider in open_provider(settings, lambda _context: _Failing(), [consent_block()]):
         yield provider
 
 
