@@ -25,8 +25,10 @@ replayed assertion is refused. Any failure is ``invalid_client`` (401, RFC 6749 
 Sign-in: ``GET /identity/authorize`` checks the request; with no usable session it shows the sign-in
 page (UIN or virtual ID), which sends a code through :class:`identity.authentication.OtpAuthenticator`;
 the code page verifies it, opens a session (a signed, HTTP-only, SameSite=Lax cookie living 15 minutes)
-and redirects to the client with the authorization code. The request in progress rides in a signed
-cookie with the page's CSRF token; nothing of it is personal.
+and redirects to the client with the authorization code, after the consent page when the client asks for
+claims (by scope or by the ``claims`` parameter, :mod:`identity.claims`) that the person's stored choice
+does not cover (:mod:`identity.claim_consent`). Only the claims the person released are delivered.
+The request in progress rides in a signed cookie with the page's CSRF token; nothing of it is personal.
 """
 
 from __future__ import annotations
