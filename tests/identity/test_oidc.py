@@ -82,9 +82,7 @@ async def consent_to_all(provider: Provider, response: httpx.Response) -> httpx.
         return response
     action, csrf = form_of(response.text)
     claims = re.findall(r'name="claim" value="([^"]+)"', response.text)
-    return await provider.http.post(
-        action, data={"csrf_token": csrf, "decision": "allow", "claim": claims}
-    )
+    return await provider.http.post(action, data={"csrf_token": csrf, "decision": "allow", "claim": claims})
 
 
 def code_of(response: httpx.Response, redirect_uri: str = REDIRECT) -> str:
