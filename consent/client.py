@@ -1,6 +1,7 @@
-"""How other blocks ask the consent block for a check (``consent-check-request`` to
-``consent-check-decision``): one contract, two implementations (over HTTP and in-process), and a
-caching checker that learns of every committed change.
+"""How other blocks reach the consent block: a consent check (``consent-check-request`` to
+``consent-check-decision``) with one contract, two implementations (over HTTP and in-process) and a
+caching checker that learns of every committed change; and the record of a claim release, the consent a
+person gives at an OpenID provider to release claims to a client, with its signed receipt.
 
 The cache's guarantee: once a withdrawal (or any other change) of a consent is committed, no check
 through a cache permits from a stale entry again, subject to these windows:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -34,16 +36,25 @@ import httpx
 
 import standards
 from consent.checks import DECISION_SCHEMA, Decision, validate_request
+from consent.lifecycle import Action, ActorRole, Channel, State
+from consent.service import Actor, ConsentService, notice_hash
+from dpi.blocks import BlockContext
 from dpi.errors import DpiError, ErrorDetail
+from dpi.signing import canonical_json
 
 __all__ = [
     "CHANGES_CHANNEL",
     "CHECKS_PATH",
+    "CLAIMS_SCHEMA",
     "CachingConsentChecker",
+    "ClaimRelease",
+    "ClaimReleaseRecorder",
     "ConsentClient",
     "DecisionSource",
     "HttpConsentClient",
+    "InProcessClaimReleaseRecorder",
     "InProcessConsentClient",
+    "ReleaseReceipt",
 ]
 
 CHECKS_PATH: Final = "/consent/v1/checks"
@@ -385,3 +396,148 @@ class CachingConsentChecker:
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         self.invalidate(str(payload))
+
+
+# --- claim releases at an OpenID provider -------------------------------------------------------------
+
+CLAIMS_SCHEMA: Final = "identity-userinfo@1.1.0"
+_RELEASE_PURPOSE: Final = "identity-verification"
+_NOTICE_LANGUAGES: Final = ("en", "fr", "ar")
+
+
+@dataclass(frozen=True)
+class ClaimRelease:
+    """What a person agreed to at an OpenID provider: which claims about them a client receives.
+
+    ``subject`` is the person's pseudonym in the client's sector (never a UIN); ``consumer`` the client's
+    subsystem id; ``claims`` the released claim names (``sub`` among them); ``notices`` the text the page
+    showed, in English, French and Arabic, and ``language`` the one the person read.
+    """
+
+    subject: str
+    consumer: str
+    client_id: str
+    client_name: str
+    contact: str
+    claims: tuple[str, ...]
+    notices: Mapping[str, str]
+    language: str
+    validity_days: int
+
+
+@dataclass(frozen=True)
+class ReleaseReceipt:
+    """The consent that records a release (or its withdrawal) and its signed receipt (a JWS)."""
+
+    consent_id: str
+    receipt: str
+
+
+@runtime_checkable
+class ClaimReleaseRecorder(Protocol):
+    """Records claim releases as consents and returns their signed receipts.
+
+    Only the in-process implementation exists: the consent API's subject routes take the person's own
+    access token, which an OpenID provider recording on the person's behalf does not hold.
+    """
+
+    async def record_release(self, release: ClaimRelease) -> ReleaseReceipt: ...
+
+    async def withdraw_release(self, consent_id: str, subject: str) -> ReleaseReceipt: ...
+
+
+class InProcessClaimReleaseRecorder:
+    """Claim releases as consents of this process's consent service.
+
+    Each distinct (client, claim set, notice) is one agreement: the client's subsystem as consumer, the
+    OpenID provider's ``provider`` subsystem and its ``userinfo`` service as provider, the purpose
+    ``identity-verification`` under the legal basis ``consent``, and the claims as fields of
+    ``identity-userinfo``. A person's new choice is a new consent; an earlier one still in force for the
+    same agreement is withdrawn first, so the history shows both.
+    """
+
+    def __init__(self, service: ConsentService, *, provider: str) -> None:
+        self._service = service
+        self._provider = provider
+
+    @classmethod
+    def over(cls, context: BlockContext, *, provider: str | None = None) -> InProcessClaimReleaseRecorder:
+        """The recorder over the consent tables of a mounted app (the consent block's own receipts key
+        and issuer). ``provider`` is the OpenID provider's subsystem id, by default ``DPI_MEMBER_ID``
+        when it names a subsystem."""
+        settings = context.settings
+        provider = provider or settings.member_id
+        if provider is None or provider.count("/") != 3:
+            raise ValueError("claim releases need the OpenID provider's subsystem id (DPI_MEMBER_ID)")
+        issuer = settings.member_id if settings.member_id is not None else settings.public_url
+        return cls(
+            ConsentService(sessions=context.sessions, keys=context.keys, issuer=issuer), provider=provider
+        )
+
+    async def record_release(self, release: ClaimRelease) -> ReleaseReceipt:
+        agreement = await self._agreement(release)
+        subject = Actor(ActorRole.SUBJECT, release.subject)
+        record, _created = await self._service.request_consent(
+            {"agreement_id": agreement["agreement_id"], "subject": release.subject},
+            Actor(ActorRole.CONTROLLER, release.consumer),
+        )
+        if State(record["state"]) in (State.ACTIVE, State.PAUSED):
+            await self._service.act(record["consent_id"], Action.WITHDRAW, subject, channel=Channel.WEB)
+            record, _created = await self._service.request_consent(
+                {"agreement_id": agreement["agreement_id"], "subject": release.subject},
+                Actor(ActorRole.CONTROLLER, release.consumer),
+            )
+        language = release.language if release.language in _NOTICE_LANGUAGES else "en"
+        notice = {"language": language, "hash": agreement["notices"][language]["hash"]}
+        result = await self._service.act(
+            record["consent_id"], Action.APPROVE, subject, channel=Channel.WEB, notice=notice
+        )
+        if result.receipt is None:
+            raise DpiError("internal.error", "an approval came back without its receipt")
+        return ReleaseReceipt(record["consent_id"], result.receipt)
+
+    async def withdraw_release(self, consent_id: str, subject: str) -> ReleaseReceipt:
+        result = await self._service.act(
+            consent_id, Action.WITHDRAW, Actor(ActorRole.SUBJECT, subject), channel=Channel.WEB
+        )
+        if result.receipt is None:
+            raise DpiError("internal.error", "a withdrawal came back without its receipt")
+        return ReleaseReceipt(consent_id, result.receipt)
+
+    async def _agreement(self, release: ClaimRelease) -> dict[str, Any]:
+        notices = {language: release.notices[language] for language in _NOTICE_LANGUAGES}
+        fingerprint = hashlib.sha256(
+            canonical_json(
+                {
+                    "consumer": release.consumer,
+                    "client_id": release.client_id,
+                    "claims": sorted(release.claims),
+                    "notices": {language: notice_hash(text) for language, text in notices.items()},
+                    "validity_days": release.validity_days,
+                    "provider": self._provider,
+                }
+            )
+        ).hexdigest()
+        agreement_id = f"oidc-release-{fingerprint[:40]}"
+        try:
+            return await self._service.agreement(agreement_id)
+        except DpiError as error:
+            if error.reason_code != "agreement.not_found":
+                raise
+        return await self._service.publish_agreement(
+            {
+                "agreement_id": agreement_id,
+                "consumer": release.consumer,
+                "providers": [{"provider": self._provider, "service": "userinfo"}],
+                "purpose": _RELEASE_PURPOSE,
+                "legal_basis": "consent",
+                "data_items": [
+                    {"schema": CLAIMS_SCHEMA, "fields": [f"/{claim}" for claim in sorted(release.claims)]}
+                ],
+                "retention_days": release.validity_days,
+                "max_validity_days": release.validity_days,
+                "revocable": True,
+                "controller": {"name": release.client_name, "contact": release.contact},
+                "notices": {language: {"text": text} for language, text in notices.items()},
+            }
+        )

@@ -12,6 +12,11 @@ bytes, mode 0600, created on first use.
 
 One-time codes reach people through the sender ``DPI_OTP_SENDER`` names: the console (development and
 the demo) or an SMS gateway. Expired code transactions are purged by the block's background task.
+
+A person's choice of the claims a client receives is kept ``consent_ttl`` (180 days by default). With a
+``release_recorder`` (for instance :meth:`consent.client.InProcessClaimReleaseRecorder.over` when the
+consent block is mounted in the same app) each choice is also a consent of the consent block with a
+signed receipt; without one the choice is stored and no receipt is produced.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from litestar.handlers import HTTPRouteHandler
 
+from consent.client import ClaimReleaseRecorder
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
 from identity import api, oidc, oidc_tokens
 from identity.authentication import OtpAuthenticator
+from identity.claim_consent import CONSENT_TTL
 from identity.cli import identity_group
 from identity.pseudonyms import load_or_create_key
 from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, OtpSender
@@ -88,6 +95,7 @@ class IdentityRuntime:
     register: PersonRegister
     verifier: TokenVerifier
     authenticator: OtpAuthenticator
+    recorder: ClaimReleaseRecorder | None = None
 
 
 def identity_block(
@@ -97,6 +105,8 @@ def identity_block(
     clock: Callable[[], datetime] = _utcnow,
     pseudonym_sectors: Sequence[str] = (),
     purge_interval_seconds: float = 3600.0,
+    release_recorder: Callable[[BlockContext], ClaimReleaseRecorder] | None = None,
+    consent_ttl: timedelta = CONSENT_TTL,
 ) -> Block:
     """The identity block; tests give a verifier for their own token issuer and a clock they control.
 
@@ -128,6 +138,7 @@ def identity_block(
                 register=register,
                 verifier=token_verifier(context.settings),
                 authenticator=authenticator,
+                recorder=release_recorder(context) if release_recorder is not None else None,
             )
             runtimes[context] = runtime
         return runtime
@@ -136,18 +147,27 @@ def identity_block(
         name="identity",
         prefix="/identity",
         version=VERSION,
-        routes=lambda context: _routes(runtime_for(context), clock),
+        routes=lambda context: _routes(runtime_for(context), clock, consent_ttl),
         cli=identity_group,
         lifespan=lambda context: _purging(runtime_for(context), purge_interval_seconds),
         migrations=Path(__file__).parent / "migrations",
     )
 
 
-def _routes(runtime: IdentityRuntime, clock: Callable[[], datetime]) -> list[HTTPRouteHandler]:
+def _routes(
+    runtime: IdentityRuntime, clock: Callable[[], datetime], consent_ttl: timedelta
+) -> list[HTTPRouteHandler]:
     """The register's operator API, the OpenID provider, and token introspection and revocation."""
     return [
         *api.build_routes(runtime),
-        *oidc.build_routes(runtime.context, runtime.register, runtime.authenticator, clock=clock),
+        *oidc.build_routes(
+            runtime.context,
+            runtime.register,
+            runtime.authenticator,
+            clock=clock,
+            recorder=runtime.recorder,
+            consent_ttl=consent_ttl,
+        ),
         *oidc_tokens.build_token_routes(runtime.context, clock=clock),
     ]
 

@@ -25,8 +25,10 @@ Sign-in: ``GET /identity/authorize`` checks the request (or takes the one pushed
 :mod:`identity.par`); with no usable session it shows the sign-in page (UIN or virtual ID), which sends
 a code through :class:`identity.authentication.OtpAuthenticator`;
 the code page verifies it, opens a session (a signed, HTTP-only, SameSite=Lax cookie living 15 minutes)
-and redirects to the client with the authorization code. The request in progress rides in a signed
-cookie with the page's CSRF token; nothing of it is personal.
+and redirects to the client with the authorization code, after the consent page when the client asks for
+claims (by scope or by the ``claims`` parameter, :mod:`identity.claims`) that the person's stored choice
+does not cover (:mod:`identity.claim_consent`). Only the claims the person released are delivered.
+The request in progress rides in a signed cookie with the page's CSRF token; nothing of it is personal.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
+    AccessDeniedError,
     AuthorizationServer,
     InvalidGrantError,
     InvalidRequestError,
@@ -60,14 +63,20 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant  # type: ignore
 from authlib.oauth2.rfc6749.util import extract_basic_authorization  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
 from authlib.oidc.core import OpenIDCode, UserInfo  # type: ignore[import-untyped]
-from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError  # type: ignore[import-untyped]
+from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
+    ConsentRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from joserfc import jwk as jose_jwk
 from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from consent.client import ClaimReleaseRecorder
 from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
@@ -75,6 +84,17 @@ from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
 from identity.acr import ACR_SMS_OTP, acr_for_acr_values, amr_of, supported_acr_values
 from identity.authentication import OtpAuthenticator
+from identity.claim_consent import CONSENT_TTL, ClaimChoice, ClaimConsents
+from identity.claims import (
+    SUPPORTED_CLAIMS,
+    ClaimsParameterInvalid,
+    ClaimsRequest,
+    acr_satisfied,
+    claim_values,
+    delivery,
+    parse_claims_parameter,
+    requested_claims,
+)
 from identity.client_auth import CLIENT_ASSERTION_TTL, CLIENT_ASSERTION_TYPE, ClientAuthenticator
 from identity.clients import (
     ASSERTION_ALGORITHMS,
@@ -113,7 +133,6 @@ _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
 _COOKIE_PATH: Final = "/identity"
 _MAX_QUERY: Final = 4096
-_CLAIMS: Final = ("sub", "name", "given_name", "family_name", "birthdate", "phone_number")
 _OTP: Final = re.compile(r"^[0-9]{4,8}$")
 _HTML: Final = "text/html; charset=utf-8"
 _PAGE_HEADERS: Final = {
@@ -130,7 +149,7 @@ _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
 _PAGE: Final = Body("html-page@1.0.0", "text/html")
 _OAUTH_ERROR: Final = "oauth-error@1.0.0"
-_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.1.0"
+_AUTHORIZE_REQUEST: Final = "identity-oidc-authorize-request@1.2.0"
 # Refusals the kernel answers before a handler runs (or when one fails), with the ``error`` body.
 _KERNEL_ERRORS: Final = (500,)
 _KERNEL_FORM_ERRORS: Final = (413, 500)
@@ -184,6 +203,7 @@ class _Request(OAuth2Request):  # type: ignore[misc]
     ) -> None:
         super().__init__(method, uri, headers={"Authorization": authorization} if authorization else {})
         self.payload = _Payload([*query, *form])
+        self.pairs = [*query, *form]
         self._args = dict(reversed(query))
         self._form = dict(reversed(form))
 
@@ -203,6 +223,7 @@ class _Person:
     subject: str
     auth_time: int
     acr: str = ACR_SMS_OTP
+    id_token_claims: Mapping[str, Any] = field(default_factory=dict)
 
     def get_user_id(self) -> str:
         return self.subject
@@ -222,6 +243,8 @@ class _Code:
     subject: str
     auth_time: int
     acr: str
+    id_token_claims: Mapping[str, Any]
+    userinfo_claims: tuple[str, ...]
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -267,7 +290,12 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         """Nothing yet: the code is consumed atomically once the response is known (see the module)."""
 
     def authenticate_user(self, authorization_code: _Code) -> _Person:
-        return _Person(authorization_code.subject, authorization_code.auth_time, authorization_code.acr)
+        return _Person(
+            authorization_code.subject,
+            authorization_code.auth_time,
+            authorization_code.acr,
+            authorization_code.id_token_claims,
+        )
 
 
 class _Pkce(CodeChallenge):  # type: ignore[misc]
@@ -322,8 +350,9 @@ class _OpenId(OpenIDCode):  # type: ignore[misc]
             return str(super().encode_id_token(token, request))
 
     def generate_user_info(self, user: _Person, scope: str) -> UserInfo:
-        # The ID token names the person and nothing more; claims come from userinfo.
-        return UserInfo(sub=user.subject)
+        # Scope claims come from userinfo; the ID token carries only what the claims parameter asked of
+        # it and the person released.
+        return UserInfo({**user.id_token_claims, "sub": user.subject})
 
 
 _KEY_TYPES: Final[Mapping[str, type[jose_jwk.OKPKey | jose_jwk.ECKey | jose_jwk.RSAKey]]] = {
@@ -447,6 +476,7 @@ class _Provider:
         register: PersonRegister,
         authenticator: OtpAuthenticator,
         clients: ClientRegistry,
+        consents: ClaimConsents,
         *,
         cookie_key: bytes,
         clock: Callable[[], datetime],
@@ -455,6 +485,7 @@ class _Provider:
         self.register = register
         self.authenticator = authenticator
         self.clients = clients
+        self.consents = consents
         self.clock = clock
         self._cookie_key = cookie_key
         self.issuer = f"{context.settings.public_url}/identity"
@@ -607,8 +638,11 @@ class _Provider:
                 )
         except OAuth2Error as error:
             return self.oauth_error(error, language)
-        if person is not None:
-            return await self.issue_code(server, oauth_request, grant, person)
+        if person is not None and client is not None:
+            try:
+                return await self.conclude(server, oauth_request, grant, person, client, language)
+            except OAuth2Error as error:
+                return self.oauth_error(error, language)
         flow = _Flow(query=query, csrf=secrets.token_urlsafe(24), expires=_epoch(self.clock() + FLOW_TTL))
         response = self.signin_page(language, flow, client)
         response.set_cookie(self.flow_cookie(flow))
@@ -636,6 +670,49 @@ class _Provider:
             raise InvalidRequestError(
                 "Invalid 'max_age'.", redirect_uri=redirect_uri, state=data.get("state")
             )
+        claims = _claims_request(grant)
+        if not acr_satisfied(claims, (ACR_SMS_OTP,)):
+            raise AccessDeniedError(
+                "The essential 'acr' asked for cannot be met.",
+                redirect_uri=redirect_uri,
+                state=data.get("state"),
+            )
+
+    async def conclude(
+        self,
+        server: _Server,
+        oauth_request: OAuth2Request,
+        grant: _CodeGrant,
+        person: _Person,
+        client: RegisteredClient,
+        language: str,
+    ) -> Response[Any]:
+        """Issue the code when the person's choice in force covers the claims asked for (or none is
+        asked beyond ``sub``); otherwise the consent page, or ``consent_required`` with ``prompt=none``."""
+        requested = self.requested(grant, client)
+        choice = await self.consents.current(person.subject, client.client_id)
+        prompts = grant.request.payload.data.get("prompt", "").split()
+        if requested and ("consent" in prompts or choice is None or not choice.covers(requested)):
+            if "none" in prompts:
+                raise ConsentRequiredError(
+                    redirect_uri=grant.redirect_uri, state=grant.request.payload.data.get("state")
+                )
+            flow = _Flow(
+                query=list(oauth_request.pairs),
+                csrf=secrets.token_urlsafe(24),
+                expires=_epoch(self.clock() + FLOW_TTL),
+            )
+            response = self.consent_page(language, flow, client, requested, choice)
+            response.set_cookie(self.flow_cookie(flow))
+            return response
+        granted = choice.granted if choice is not None else frozenset()
+        return await self.issue_code(server, oauth_request, grant, person, _release(grant, granted))
+
+    def requested(self, grant: _CodeGrant, client: RegisteredClient) -> dict[str, bool]:
+        """The claims the request asks for beyond ``sub``, each with whether it is essential."""
+        return requested_claims(
+            (grant.request.scope or "").split(), _claims_request(grant), list(client.metadata["scope"])
+        )
 
     def validate_pushed(
         self, client: RegisteredClient, parameters: list[tuple[str, str]]
@@ -673,7 +750,12 @@ class _Provider:
         return _Person(subject, _epoch(session.auth_time), session.acr)
 
     async def issue_code(
-        self, server: _Server, oauth_request: OAuth2Request, grant: _CodeGrant, person: _Person
+        self,
+        server: _Server,
+        oauth_request: OAuth2Request,
+        grant: _CodeGrant,
+        person: _Person,
+        released: Mapping[str, list[str]],
     ) -> Response[Any]:
         status, _body, headers = server.create_authorization_response(
             oauth_request, grant_user=person, grant=grant
@@ -698,6 +780,7 @@ class _Provider:
                         created_at=now,
                         expires_at=now + CODE_TTL,
                         used_at=None,
+                        claims=dict(released),
                     )
                 )
         return _redirect(status, headers, self.issuer)
@@ -714,6 +797,39 @@ class _Provider:
             client_name=client.metadata["client_name"] if client is not None else "",
             action=f"{_COOKIE_PATH}/authorize/identifier",
             csrf_token=flow.csrf,
+            message=text[message] if message else None,
+        )
+
+    def consent_page(
+        self,
+        language: str,
+        flow: _Flow,
+        client: RegisteredClient,
+        requested: Mapping[str, bool],
+        previous: ClaimChoice | None,
+        message: str | None = None,
+    ) -> Response[str]:
+        text = strings(language)
+        already = previous.granted if previous is not None else frozenset()
+        claims = [
+            {
+                "name": name,
+                "label": text[f"claim_{name}"],
+                "essential": essential,
+                "checked": name in already,
+            }
+            for name, essential in sorted(requested.items(), key=lambda item: (not item[1], item[0]))
+        ]
+        return self.page(
+            "consent.html",
+            language,
+            503 if message else 200,
+            title=text["title_consent"],
+            client_name=client.metadata["client_name"],
+            action=f"{_COOKIE_PATH}/authorize/consent",
+            csrf_token=flow.csrf,
+            claims=claims,
+            days=max(1, self.consents.ttl.days),
             message=text[message] if message else None,
         )
 
@@ -785,6 +901,20 @@ class _Provider:
                 return None
             if _aware(row.expires_at) <= now:
                 return None
+            released = row.claims or {}
+            id_token_claims: dict[str, Any] = {}
+            if released.get("id_token"):
+                person = await self._person_row(session, client.sector, row.subject)
+                if person is None or person.status != "active":
+                    return None
+                id_token_claims = claim_values(
+                    row.subject,
+                    person.demographics,
+                    released["id_token"],
+                    locale=client.claims_locale,
+                    today=now.date(),
+                )
+                del id_token_claims["sub"]
             return _Code(
                 code_hash=row.code_hash,
                 client_id=row.client_id,
@@ -796,7 +926,16 @@ class _Provider:
                 subject=row.subject,
                 auth_time=_epoch(row.auth_time),
                 acr=row.acr,
+                id_token_claims=id_token_claims,
+                userinfo_claims=tuple(released.get("userinfo", ())),
             )
+
+    async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> PersonRow | None:
+        return await session.scalar(
+            select(PersonRow)
+            .join(PseudonymRow, PseudonymRow.person_id == PersonRow.id)
+            .where(PseudonymRow.sector == sector, PseudonymRow.pseudonym == subject)
+        )
 
     async def _consume(self, code: _Code, outcome: _Outcome) -> bool:
         now = self.clock()
@@ -819,6 +958,7 @@ class _Provider:
                         issued_at=now,
                         expires_at=expires_at,
                         revoked_at=None,
+                        claims=list(code.userinfo_claims),
                     )
                 )
         return True
@@ -836,15 +976,18 @@ class _Provider:
         if client is None:
             raise _invalid_token("the token's client is no longer registered")
         async with self.context.sessions() as session:
-            person = await session.scalar(
-                select(PersonRow)
-                .join(PseudonymRow, PseudonymRow.person_id == PersonRow.id)
-                .where(PseudonymRow.sector == client.sector, PseudonymRow.pseudonym == claims["sub"])
-            )
+            person = await self._person_row(session, client.sector, claims["sub"])
         if person is None or person.status != "active":
             raise _invalid_token("the token's subject is no longer active")
-        document = _person_claims(
-            claims["sub"], person.demographics, str(claims.get("scope", "")).split(), client
+        # A withdrawal takes effect at once: tokens issued before it release nothing more than ``sub``.
+        choice = await self.consents.current(claims["sub"], client.client_id)
+        released = set(issued.claims or ()) & (choice.granted if choice is not None else frozenset())
+        document = claim_values(
+            claims["sub"],
+            person.demographics,
+            released,
+            locale=client.claims_locale,
+            today=self.clock().date(),
         )
         headers = {"Cache-Control": "no-store"}
         if client.userinfo_signed:
@@ -901,38 +1044,27 @@ def _redirect(status: int, headers: Sequence[tuple[str, str]], issuer: str) -> R
     )
 
 
+def _claims_request(grant: _CodeGrant) -> ClaimsRequest:
+    """The request's ``claims`` parameter, or ``invalid_request`` saying what is wrong with it."""
+    data = grant.request.payload.data
+    try:
+        return parse_claims_parameter(data.get("claims"))
+    except ClaimsParameterInvalid as invalid:
+        raise InvalidRequestError(
+            f"Invalid 'claims': {invalid}.", redirect_uri=grant.redirect_uri, state=data.get("state")
+        ) from None
+
+
+def _release(grant: _CodeGrant, granted: frozenset[str]) -> dict[str, list[str]]:
+    return delivery((grant.request.scope or "").split(), _claims_request(grant), granted)
+
+
 def _invalid_token(message: str) -> DpiError:
     return DpiError(
         "auth.token_invalid",
         message,
         headers={"WWW-Authenticate": 'Bearer realm="dpi", error="invalid_token"'},
     )
-
-
-def _person_claims(
-    subject: str, demographics: Mapping[str, Any], scopes: Sequence[str], client: RegisteredClient
-) -> dict[str, Any]:
-    """The claims ``scopes`` release (OpenID Connect Core 1.0 section 5.4), names in the client's locale."""
-    claims: dict[str, Any] = {"sub": subject}
-    if "profile" in scopes:
-        names = demographics.get("names", {})
-        chosen = (
-            names.get("arabic")
-            if client.claims_locale == "ar" and names.get("arabic")
-            else names.get("latin")
-        )
-        if isinstance(chosen, Mapping):
-            given, family = chosen.get("given_name"), chosen.get("family_name")
-            if given:
-                claims["given_name"] = given
-            if family:
-                claims["family_name"] = family
-            claims["name"] = " ".join(part for part in (given, family) if part)
-        if demographics.get("date_of_birth"):
-            claims["birthdate"] = demographics["date_of_birth"]
-    if "phone" in scopes and demographics.get("phone"):
-        claims["phone_number"] = demographics["phone"]
-    return claims
 
 
 def discovery_document(issuer: str) -> dict[str, Any]:
@@ -963,12 +1095,12 @@ def discovery_document(issuer: str) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": False,
-        "claims_supported": list(_CLAIMS),
+        "claims_supported": list(SUPPORTED_CLAIMS),
         "claim_types_supported": ["normal"],
         "ui_locales_supported": list(LANGUAGES),
         "claims_locales_supported": list(LANGUAGES),
-        "prompt_values_supported": ["none", "login"],
-        "claims_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         # request_uri takes only this provider's own pushed-request references; request objects by
         # reference (fetched from the client) are not supported, which is what this flag announces.
@@ -992,7 +1124,7 @@ _USERINFO_SUMMARY: Final = (
     "Authorization header; a signed JWT (application/jwt) for clients registered for one"
 )
 _USERINFO_BODIES: Final = (
-    "identity-userinfo@1.0.0",
+    "identity-userinfo@1.1.0",
     Body("identity-userinfo-jwt@1.0.0", "application/jwt"),
 )
 
@@ -1007,17 +1139,22 @@ def build_routes(
     authenticator: OtpAuthenticator,
     *,
     clock: Callable[[], datetime] = _utcnow,
+    recorder: ClaimReleaseRecorder | None = None,
+    consent_ttl: timedelta = CONSENT_TTL,
 ) -> list[HTTPRouteHandler]:
     """The OpenID provider's handlers, to mount under the block's ``/identity`` prefix.
 
     The cookie key is a 32-byte secret in ``<var_dir>/identity/session.key`` (created on first use);
-    replacing it ends every sign-in in progress and every session, nothing more.
+    replacing it ends every sign-in in progress and every session, nothing more. ``recorder`` records
+    each claim release as a consent with a signed receipt (see :mod:`identity.claim_consent`); a
+    person's choice lasts ``consent_ttl``.
     """
     provider = _Provider(
         context,
         register,
         authenticator,
         ClientRegistry(context.sessions, clock=clock),
+        ClaimConsents(context.sessions, recorder=recorder, ttl=consent_ttl, clock=clock),
         cookie_key=load_or_create_key(context.settings.var_dir / "identity" / "session.key"),
         clock=clock,
     )
@@ -1171,10 +1308,64 @@ def build_routes(
                 raise InvalidRequestError("The person cannot sign in.")
             grant = server.get_consent_grant(oauth_request, end_user=person)
             provider._check_request(grant)
-            response = await provider.issue_code(server, oauth_request, grant, person)
+            response = await provider.conclude(server, oauth_request, grant, person, client, language)
         except OAuth2Error as error:
             response = provider.oauth_error(error, language)
         response.set_cookie(cookie)
+        if response.status_code != 200:
+            response.set_cookie(provider.clear(_FLOW_COOKIE))
+        return response
+
+    @post(
+        "/authorize/consent",
+        opt=Contract(
+            "The consent page's form: store the person's choice of claims (with its signed receipt when "
+            "a recorder is configured) and redirect (302) to the client with the authorization code, or "
+            "with access_denied when the person denies; an error page when the page has expired",
+            {302: None, 400: _PAGE, 503: _PAGE},
+            request=Body("identity-oidc-consent-form@1.0.0", _FORM),
+            tags=_TAGS,
+            errors=_KERNEL_FORM_ERRORS,
+        ).as_opt(),
+    )
+    async def consent(request: Request[Any, Any, Any]) -> Response[Any]:
+        flow, fields, language = await flow_of(request)
+        form = await request.form()
+        chosen = {str(value) for name, value in form.multi_items() if name == "claim"}
+        if flow is None:
+            return provider.error_page(language, "error_session")
+        client = await provider.clients.client(dict(flow.query).get("client_id", ""))
+        if client is None:
+            return provider.error_page(language, "error_client")
+        session = await provider.signed_in(request)
+        person = await provider.person(session, client) if session is not None else None
+        if person is None:
+            return provider.error_page(language, "error_session")
+        server = _Server(provider, [client])
+        oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
+        try:
+            grant = server.get_consent_grant(oauth_request, end_user=person)
+            provider._check_request(grant)
+            if fields.get("decision") != "allow":
+                raise AccessDeniedError(
+                    "The person did not allow the release.",
+                    redirect_uri=grant.redirect_uri,
+                    state=grant.request.payload.data.get("state"),
+                )
+            requested = provider.requested(grant, client)
+            try:
+                choice = await provider.consents.choose(person.subject, client, requested, chosen, language)
+            except DpiError as error:
+                _log.error(
+                    "claim release not recorded",
+                    extra={"event": "oidc_release_not_recorded", "reason_code": error.reason_code},
+                )
+                return provider.consent_page(language, flow, client, requested, None, "consent_failed")
+            response = await provider.issue_code(
+                server, oauth_request, grant, person, _release(grant, choice.granted)
+            )
+        except OAuth2Error as error:
+            response = provider.oauth_error(error, language)
         response.set_cookie(provider.clear(_FLOW_COOKIE))
         return response
 
@@ -1227,6 +1418,7 @@ def build_routes(
         authorize_by_form,
         identifier,
         one_time_code,
+        consent,
         token,
         userinfo,
         userinfo_by_post,

@@ -1,4 +1,5 @@
-"""Tables of the OpenID provider (migration ``identity_0003`` of the ``identity`` branch).
+"""Tables of the OpenID provider (migrations ``identity_0003`` and ``identity_0006`` of the ``identity``
+branch).
 
 No table holds a client secret, an authorization code or a session id in clear: each is stored as its
 SHA-256 (they are long random values, so a plain hash cannot be reversed by search). Codes and issued
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from identity.models import IdentityBase
 
-__all__ = ["AuthorizationCodeRow", "ClientRow", "IssuedTokenRow", "SignInSessionRow"]
+__all__ = ["AuthorizationCodeRow", "ClaimConsentRow", "ClientRow", "IssuedTokenRow", "SignInSessionRow"]
 
 _HASH = String(64)
 _TS = DateTime(timezone=True)
@@ -36,7 +37,11 @@ class ClientRow(IdentityBase):
 
 
 class AuthorizationCodeRow(IdentityBase):
-    """An authorization code, usable once before ``expires_at``; ``used_at`` marks its use."""
+    """An authorization code, usable once before ``expires_at``; ``used_at`` marks its use.
+
+    ``claims`` names the claims the person released for the ID token and for userinfo
+    (``{"id_token": [...], "userinfo": [...]}``); the values are read when the tokens are issued.
+    """
 
     __tablename__ = "identity_oidc_code"
 
@@ -53,10 +58,14 @@ class AuthorizationCodeRow(IdentityBase):
     created_at: Mapped[datetime] = mapped_column(_TS)
     expires_at: Mapped[datetime] = mapped_column(_TS)
     used_at: Mapped[datetime | None] = mapped_column(_TS)
+    claims: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
 
 
 class IssuedTokenRow(IdentityBase):
-    """An access token issued for a code (by its ``jti``): revoked when the code is replayed."""
+    """An access token issued for a code (by its ``jti``): revoked when the code is replayed.
+
+    ``claims`` names the claims userinfo may release for it (``sub`` aside).
+    """
 
     __tablename__ = "identity_oidc_token"
     __table_args__ = (Index("ix_identity_oidc_token_code", "code_hash"),)
@@ -67,6 +76,7 @@ class IssuedTokenRow(IdentityBase):
     issued_at: Mapped[datetime] = mapped_column(_TS)
     expires_at: Mapped[datetime] = mapped_column(_TS)
     revoked_at: Mapped[datetime | None] = mapped_column(_TS)
+    claims: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class SignInSessionRow(IdentityBase):
@@ -79,3 +89,23 @@ class SignInSessionRow(IdentityBase):
     auth_time: Mapped[datetime] = mapped_column(_TS)
     acr: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(_TS)
+
+
+class ClaimConsentRow(IdentityBase):
+    """A person's choice of the claims a client may receive, by the person's pseudonym in the client's
+    sector: what the client asked (``requested``), what the person released (``granted``), until when,
+    and the consent block's record of it with its signed receipts (none when no recorder is configured).
+    A new choice replaces the row; the consent block keeps the history."""
+
+    __tablename__ = "identity_oidc_claim_consent"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requested: Mapped[list[str]] = mapped_column(JSON)
+    granted: Mapped[list[str]] = mapped_column(JSON)
+    given_at: Mapped[datetime] = mapped_column(_TS)
+    expires_at: Mapped[datetime] = mapped_column(_TS)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(_TS)
+    consent_id: Mapped[str | None] = mapped_column(String(64))
+    receipt: Mapped[str | None] = mapped_column(Text)
+    withdrawal_receipt: Mapped[str | None] = mapped_column(Text)

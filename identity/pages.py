@@ -1,4 +1,4 @@
-"""The OpenID provider's pages: sign-in, one-time code entry and errors, rendered on the server.
+"""The OpenID provider's pages: sign-in, one-time code entry, consent and errors, rendered on the server.
 
 They work without JavaScript, load nothing from elsewhere (one small inline style sheet), exist in
 French, English and Arabic (right to left), tie every label to its input and carry a CSRF token in
@@ -42,6 +42,29 @@ _TEXT: Final[Mapping[str, Mapping[str, str]]] = {
         "otp_locked": "Too many attempts. Try again later.",
         "send_refused": "A code cannot be sent now. Try again later.",
         "identifier_invalid": "Enter the 10 digits of your UIN or the 16 digits of your virtual ID.",
+        "title_consent": "Share your information",
+        "consent_intro": "{client} asks for the following information about you.",
+        "consent_purpose": "Purpose: identity verification.",
+        "consent_claims": "Tick what you agree to share",
+        "essential": "needed by the service",
+        "consent_sub": "The service always receives an identifier made for it alone, never your UIN.",
+        "consent_validity": "Your choice is kept for {days} days. You can withdraw it at any time.",
+        "allow": "Allow",
+        "deny": "Deny",
+        "claim_name": "Your full name",
+        "claim_given_name": "Your given name",
+        "claim_family_name": "Your family name",
+        "claim_birthdate": "Your date of birth",
+        "claim_phone_number": "Your phone number",
+        "claim_age_over_18": "Whether you are 18 or older (yes or no, not your date of birth)",
+        "claim_age_over_65": "Whether you are 65 or older (yes or no, not your date of birth)",
+        "consent_notice": (
+            "{client} receives, for identity verification: {claims}. "
+            "This consent lasts {days} days and can be withdrawn."
+        ),
+        "list_separator": ", ",
+        "claims_none": "only an identifier made for it",
+        "consent_failed": "Your choice could not be recorded. Nothing was shared. Try again later.",
     },
     "fr": {
         "title_signin": "Connexion",
@@ -65,6 +88,31 @@ _TEXT: Final[Mapping[str, Mapping[str, str]]] = {
         "send_refused": "Aucun code ne peut être envoyé pour l'instant. Réessayez plus tard.",
         "identifier_invalid": (
             "Saisissez les 10 chiffres de votre NIU ou les 16 de votre identifiant virtuel."
+        ),
+        "title_consent": "Partager vos informations",
+        "consent_intro": "{client} demande les informations suivantes vous concernant.",
+        "consent_purpose": "Finalité : vérification de l'identité.",
+        "consent_claims": "Cochez ce que vous acceptez de partager",
+        "essential": "nécessaire au service",
+        "consent_sub": ("Le service reçoit toujours un identifiant créé pour lui seul, jamais votre NIU."),
+        "consent_validity": ("Votre choix est conservé {days} jours. Vous pouvez le retirer à tout moment."),
+        "allow": "Autoriser",
+        "deny": "Refuser",
+        "claim_name": "Votre nom complet",
+        "claim_given_name": "Votre prénom",
+        "claim_family_name": "Votre nom de famille",
+        "claim_birthdate": "Votre date de naissance",
+        "claim_phone_number": "Votre numéro de téléphone",
+        "claim_age_over_18": ("Si vous avez 18 ans ou plus (oui ou non, pas votre date de naissance)"),
+        "claim_age_over_65": ("Si vous avez 65 ans ou plus (oui ou non, pas votre date de naissance)"),
+        "consent_notice": (
+            "{client} reçoit, pour vérifier l'identité : {claims}. "
+            "Ce consentement dure {days} jours et peut être retiré."
+        ),
+        "list_separator": ", ",
+        "claims_none": "seulement un identifiant créé pour lui",
+        "consent_failed": (
+            "Votre choix n'a pas pu être enregistré. Rien n'a été partagé. Réessayez plus tard."
         ),
     },
     "ar": {
@@ -90,6 +138,28 @@ _TEXT: Final[Mapping[str, Mapping[str, str]]] = {
         "identifier_invalid": (
             "أدخل الأرقام العشرة لرقم التعريف الموحد أو الأرقام الستة عشر للمعرّف الافتراضي."
         ),
+        "title_consent": "مشاركة معلوماتك",
+        "consent_intro": "يطلب {client} المعلومات التالية عنك.",
+        "consent_purpose": "الغرض: التحقق من الهوية.",
+        "consent_claims": "ضع علامة على ما توافق على مشاركته",
+        "essential": "ضروري للخدمة",
+        "consent_sub": "تتلقى الخدمة دائمًا معرّفًا خاصًا بها وحدها، وليس رقم التعريف الموحد أبدًا.",
+        "consent_validity": "يُحفظ اختيارك لمدة {days} يومًا. يمكنك سحبه في أي وقت.",
+        "allow": "السماح",
+        "deny": "الرفض",
+        "claim_name": "اسمك الكامل",
+        "claim_given_name": "اسمك الشخصي",
+        "claim_family_name": "اسم عائلتك",
+        "claim_birthdate": "تاريخ ميلادك",
+        "claim_phone_number": "رقم هاتفك",
+        "claim_age_over_18": "هل عمرك 18 سنة أو أكثر (نعم أو لا، دون تاريخ ميلادك)",
+        "claim_age_over_65": "هل عمرك 65 سنة أو أكثر (نعم أو لا، دون تاريخ ميلادك)",
+        "consent_notice": (
+            "يتلقى {client}، للتحقق من الهوية: {claims}. تدوم هذه الموافقة {days} يومًا ويمكن سحبها."
+        ),
+        "list_separator": "، ",
+        "claims_none": "معرّفًا خاصًا به فقط",
+        "consent_failed": "تعذّر تسجيل اختيارك. لم تتم مشاركة أي شيء. حاول لاحقًا.",
     },
 }
 

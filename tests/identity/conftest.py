@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 import identity
+from consent.client import ClaimReleaseRecorder
 from dpi.app import DpiApp, create_app, migrate
 from dpi.blocks import Block, BlockContext
 from dpi.db import create_engine, session_factory
@@ -158,6 +159,7 @@ async def identity_client(identity_app: DpiApp) -> AsyncIterator[httpx.AsyncClie
 
 # --- the OpenID provider, shared by the sign-in and token tests --------------------------------------------
 
+RecorderFactory = Callable[[BlockContext], ClaimReleaseRecorder]
 REDIRECT = "https://labour.example/callback"
 HEALTH_REDIRECT = "https://health.example/callback"
 
@@ -175,12 +177,13 @@ class Provider:
     issuer: str
 
 
-def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
+def _block(sender: MemoryOtpSender, clock: Clock, recorder: RecorderFactory | None) -> Block:
     def routes(context: BlockContext) -> list[Any]:
         register = PersonRegister(context.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
         authenticator = OtpAuthenticator(context.sessions, register, sender, secret=b"o" * 32, clock=clock)
+        release_recorder = recorder(context) if recorder is not None else None
         return [
-            *oidc.build_routes(context, register, authenticator, clock=clock),
+            *oidc.build_routes(context, register, authenticator, clock=clock, recorder=release_recorder),
             *build_token_routes(context, clock=clock),
         ]
 
@@ -195,10 +198,19 @@ def _block(sender: MemoryOtpSender, clock: Clock) -> Block:
 
 @pytest.fixture
 async def provider(settings: Settings) -> AsyncIterator[Provider]:
+    async for opened in open_provider(settings):
+        yield opened
+
+
+async def open_provider(
+    settings: Settings, recorder: RecorderFactory | None = None, beside: Sequence[Block] = ()
+) -> AsyncIterator[Provider]:
+    """The provider with its two clients and Amina enrolled; ``recorder`` records claim releases, and
+    ``beside`` are blocks mounted in the same app (the consent block, for receipts)."""
     clock = Clock(now=datetime.now(UTC))
     sender = MemoryOtpSender()
-    block = _block(sender, clock)
-    await migrate(settings, [block])
+    block = _block(sender, clock, recorder)
+    await migrate(settings, [block, *beside])
     engine = create_engine(settings.database)
     sessions = session_factory(engine)
     register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
@@ -226,7 +238,7 @@ async def provider(settings: Settings) -> AsyncIterator[Provider]:
         assert secret is not None
         issued[client_id] = secret
     record = await register.enrol(amina(), operator_id=OPERATOR, channel="assisted")
-    app = create_app(settings, blocks=[block])
+    app = create_app(settings, blocks=[block, *beside])
     try:
         async with AsyncTestClient(app=app) as http:
             http.follow_redirects = False

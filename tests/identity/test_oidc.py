@@ -72,7 +72,17 @@ async def sign_in(provider: Provider, query: dict[str, str], identifier: str | N
     code = re.search(r"\b(\d{6})\b", provider.sender.messages[-1].text)
     assert code is not None
     action, csrf = form_of(otp_page.text)
-    return await provider.http.post(action, data={"csrf_token": csrf, "otp": code.group(1)})
+    answer = await provider.http.post(action, data={"csrf_token": csrf, "otp": code.group(1)})
+    return await consent_to_all(provider, answer)
+
+
+async def consent_to_all(provider: Provider, response: httpx.Response) -> httpx.Response:
+    """Allow every claim the consent page lists, when the provider shows it."""
+    if response.status_code != 200 or "/identity/authorize/consent" not in response.text:
+        return response
+    action, csrf = form_of(response.text)
+    claims = re.findall(r'name="claim" value="([^"]+)"', response.text)
+    return await provider.http.post(action, data={"csrf_token": csrf, "decision": "allow", "claim": claims})
 
 
 def code_of(response: httpx.Response, redirect_uri: str = REDIRECT) -> str:
@@ -171,17 +181,19 @@ async def test_the_session_answers_prompt_none_and_signed_userinfo_for_another_s
     _verifier, challenge = pkce()
     code_of(await sign_in(provider, authorize_query(code_challenge=challenge, code_challenge_method="S256")))
     health_verifier, health_challenge = pkce()
-    silent = await provider.http.get(
-        "/identity/authorize",
-        params=authorize_query(
-            "health-portal",
-            HEALTH_REDIRECT,
-            prompt="none",
-            code_challenge=health_challenge,
-            code_challenge_method="S256",
-        ),
+    health_query = authorize_query(
+        "health-portal",
+        HEALTH_REDIRECT,
+        prompt="none",
+        code_challenge=health_challenge,
+        code_challenge_method="S256",
     )
-    code = code_of(silent, HEALTH_REDIRECT)
+    silent = await provider.http.get("/identity/authorize", params=health_query)
+    # Signed in, but the person has not yet chosen what the health portal may receive.
+    assert parse_qs(urlsplit(silent.headers["location"]).query)["error"] == ["consent_required"]
+    del health_query["prompt"]
+    consent_page = await provider.http.get("/identity/authorize", params=health_query)
+    code = code_of(await consent_to_all(provider, consent_page), HEALTH_REDIRECT)
     tokens = (await exchange(provider, code, health_verifier, client_id="health-portal")).json()
     claims = verify_id_token(tokens["id_token"], await jwks(provider), provider.issuer, "health-portal")
     labour = await provider.register.sector_pseudonym_for(provider.uin, LABOUR)
@@ -426,7 +438,7 @@ FORM = "application/x-www-form-urlencoded"
 OAUTH_ERROR = ("application/json", "oauth-error-1.0.0")
 ERROR = ("application/json", "error-1.0.0")
 USERINFO = (
-    ("application/json", "identity-userinfo-1.0.0"),
+    ("application/json", "identity-userinfo-1.1.0"),
     ("application/jwt", "identity-userinfo-jwt-1.0.0"),
 )
 DOCUMENTED: dict[tuple[str, str], tuple[tuple[str, str] | None, dict[str, tuple[str, str]]]] = {
@@ -437,8 +449,12 @@ DOCUMENTED: dict[tuple[str, str], tuple[tuple[str, str] | None, dict[str, tuple[
     ("/identity/.well-known/jwks.json", "get"): (None, {"200": ("application/json", "jwks-1.0.0")}),
     ("/identity/authorize", "get"): (None, {"200": PAGE, "400": PAGE}),
     ("/identity/authorize", "post"): (
-        (FORM, "identity-oidc-authorize-request-1.1.0"),
+        (FORM, "identity-oidc-authorize-request-1.2.0"),
         {"200": PAGE, "400": PAGE, "413": ERROR},
+    ),
+    ("/identity/authorize/consent", "post"): (
+        (FORM, "identity-oidc-consent-form-1.0.0"),
+        {"400": PAGE, "503": PAGE},
     ),
     ("/identity/authorize/identifier", "post"): (
         (FORM, "identity-oidc-identifier-form-1.0.0"),
@@ -499,7 +515,7 @@ async def test_what_the_provider_answers_is_valid_against_its_schemas(provider: 
 
     verifier, challenge = pkce()
     query = authorize_query(code_challenge=challenge, code_challenge_method="S256", ui_locales="fr")
-    assert issues("identity-oidc-authorize-request@1.0.0", query) == []
+    assert issues("identity-oidc-authorize-request@1.2.0", query) == []
     page = await provider.http.post("/identity/authorize", data=query)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -514,7 +530,14 @@ async def test_what_the_provider_answers_is_valid_against_its_schemas(provider: 
     action, csrf = form_of(otp_page.text)
     otp_form = {"csrf_token": csrf, "otp": code.group(1)}
     assert issues("identity-oidc-otp-form@1.0.0", otp_form) == []
-    redirect = await provider.http.post(action, data=otp_form)
+    consent_page = await provider.http.post(action, data=otp_form)
+    assert consent_page.status_code == 200
+    assert issues("html-page@1.0.0", consent_page.text) == []
+    action, csrf = form_of(consent_page.text)
+    consent_form = {"csrf_token": csrf, "decision": "allow", "claim": ["name", "birthdate"]}
+    assert issues("identity-oidc-consent-form@1.0.0", consent_form) == []
+    assert issues("identity-oidc-consent-form@1.0.0", {**consent_form, "claim": "name"}) == []
+    redirect = await provider.http.post(action, data=consent_form)
     assert redirect.status_code == 302
     assert redirect.content == b""  # a redirect carries no body, so the document lists none
 
@@ -547,14 +570,18 @@ async def test_userinfo_by_get_and_post_and_signed_is_valid_against_its_schemas(
     by_post = await provider.http.post("/identity/userinfo", headers=bearer)
     assert by_get.status_code == by_post.status_code == 200
     assert by_get.json() == by_post.json()
-    assert issues("identity-userinfo@1.0.0", by_get.json()) == []
+    assert issues("identity-userinfo@1.1.0", by_get.json()) == []
 
     health_verifier, challenge = pkce()
-    # The session opened for the labour portal signs the person in to the health portal at once.
-    redirect = await provider.http.get(
-        "/identity/authorize",
-        params=authorize_query(
-            "health-portal", HEALTH_REDIRECT, code_challenge=challenge, code_challenge_method="S256"
+    # The session opened for the labour portal signs the person in to the health portal; only the
+    # consent page stands between.
+    redirect = await consent_to_all(
+        provider,
+        await provider.http.get(
+            "/identity/authorize",
+            params=authorize_query(
+                "health-portal", HEALTH_REDIRECT, code_challenge=challenge, code_challenge_method="S256"
+            ),
         ),
     )
     health = await exchange(
@@ -567,7 +594,7 @@ async def test_userinfo_by_get_and_post_and_signed_is_valid_against_its_schemas(
     assert issues("identity-userinfo-jwt@1.0.0", signed.text) == []
     claims = verify_id_token(signed.text, await jwks(provider), provider.issuer, "health-portal")
     released = {name: value for name, value in claims.items() if name not in {"iss", "aud"}}
-    assert issues("identity-userinfo@1.0.0", released) == []
+    assert issues("identity-userinfo@1.1.0", released) == []
     assert released["name"] == "أمينة الإدريسي"
 
 
@@ -594,6 +621,10 @@ async def test_userinfo_by_get_and_post_and_signed_is_valid_against_its_schemas(
         ),
         ("identity-oidc-otp-form@1.0.0", {"csrf_token": "abc", "otp": "12a456"}),
         ("identity-oidc-identifier-form@1.0.0", {"csrf_token": "abc", "identifier": "12345"}),
+        ("identity-oidc-consent-form@1.0.0", {"csrf_token": "abc", "decision": "maybe"}),
+        ("identity-oidc-consent-form@1.0.0", {"csrf_token": "abc", "decision": "allow", "claim": ["Name"]}),
+        ("identity-oidc-authorize-request@1.2.0", {**authorize_query(), "prompt": "none login"}),
+        ("identity-userinfo@1.1.0", {"sub": "x" * 43, "age_over_18": "yes"}),
         ("identity-oidc-userinfo-request@1.0.0", {"access_token": "x"}),
         ("identity-userinfo@1.0.0", {"sub": "x" * 43, "uin": "1234567890"}),
         ("identity-userinfo@1.0.0", {"sub": "not a pseudonym"}),

@@ -76,7 +76,7 @@ async def test_a_pushed_request_signs_in_and_parameters_beside_the_reference_are
         "scope": "openid",
     }
     assert valid(
-        "identity-oidc-authorize-request@1.1.0", {"client_id": "labour-portal", "request_uri": request_uri}
+        "identity-oidc-authorize-request@1.2.0", {"client_id": "labour-portal", "request_uri": request_uri}
     )
     redirect = await sign_in(provider, reference)
     code = code_of(redirect)  # the pushed redirect URI and state
@@ -309,11 +309,11 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
         ("identity-oidc-par-request@1.0.0", {**authorize_query(), "client_secret": "s"}),
         ("identity-oidc-par-request@1.0.0", {"client_id": "labour-portal"}),
         (
-            "identity-oidc-authorize-request@1.1.0",
+            "identity-oidc-authorize-request@1.2.0",
             {"client_id": "labour-portal", "request_uri": "https://x/r"},
         ),
         (
-            "identity-oidc-authorize-request@1.1.0",
+            "identity-oidc-authorize-request@1.2.0",
             {"request_uri": "urn:ietf:params:oauth:request_uri:" + "a" * 43},
         ),
     ],
