@@ -1,6 +1,6 @@
 """The ``dpi registry`` commands: list the hosted registries, create the indexes their definitions ask
-for, fill a registry with realistic synthetic records (``seed``), deterministic for a seed, and import
-records from a file (``import``).
+for, fill a registry with realistic synthetic records (``seed``), deterministic for a seed, import
+records from a file (``import``) and queue suspected duplicates for review (``dedup``).
 
 Exit codes: 0 done; 1 some lines of an import were refused; 2 input or a configuration that does not
 work, in one line and never a traceback.
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dpi import db
 from dpi.errors import DpiError
 from dpi.settings import Settings, SettingsError
+from registry.dedup import POSSIBLE, Deduplicator
 from registry.definition import load_definitions
 from registry.importer import ImportMapping, ImportReport, import_lines, read_file
 from registry.keyfile import subject_key
@@ -211,3 +212,36 @@ def import_command(
     if report.failed:
         click.echo(f"errors: {errors_file}")
         sys.exit(1)
+
+
+@registry_group.command("dedup")
+@click.argument("registry")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.5, 1.0),
+    default=POSSIBLE,
+    show_default=True,
+    help="Lowest score queued for review.",
+)
+@click.option(
+    "--actor", default="dpi-registry-dedup", show_default=True, help="Recorded as who found the pairs."
+)
+def dedup_command(registry: str, threshold: float, actor: str) -> None:
+    """Find suspected duplicates among the active records of REGISTRY and queue new pairs for review."""
+    if registry not in load_definitions():
+        _fail(f"registry.not_found {registry}")
+
+    async def work() -> dict[str, int]:
+        settings = Settings.from_environment()
+        engine = db.create_engine(settings.database)
+        try:
+            service, _ = await _prepared(engine, settings)
+            return await Deduplicator(service).run(registry, actor=actor, threshold=threshold)
+        finally:
+            await engine.dispose()
+
+    outcome = _run(work())
+    click.echo(
+        f"{outcome['found']} suspected duplicate pairs in {registry}, "
+        f"{outcome['queued']} new in the review queue"
+    )
