@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import JSON, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -369,12 +369,11 @@ async def _copy(session: AsyncSession, model: type[RegistryBase], rows: list[dic
         return
     mapper = inspect(model)
     columns = [(attribute.key, attribute.columns[0]) for attribute in mapper.column_attrs]
+    as_json = [isinstance(column.type, JSON) for _, column in columns]
     encoded = [
         tuple(
-            json.dumps(row.get(key), ensure_ascii=False)
-            if column.type.__class__.__name__ == "JSON"
-            else row.get(key)
-            for key, column in columns
+            json.dumps(row.get(key), ensure_ascii=False) if is_json else row.get(key)
+            for (key, _), is_json in zip(columns, as_json, strict=True)
         )
         for row in rows
     ]
