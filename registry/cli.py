@@ -1,12 +1,15 @@
 """The ``dpi registry`` commands: list the hosted registries, create the indexes their definitions ask
-for, and fill a registry with realistic synthetic records (``seed``), deterministic for a seed.
+for, fill a registry with realistic synthetic records (``seed``), deterministic for a seed, import
+records from a file (``import``) and queue suspected duplicates for review (``dedup``).
 
-Exit codes: 0 done; 2 input or a configuration that does not work, in one line and never a traceback.
+Exit codes: 0 done; 1 some lines of an import were refused; 2 input or a configuration that does not
+work, in one line and never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -19,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dpi import db
 from dpi.errors import DpiError
 from dpi.settings import Settings, SettingsError
+from registry.dedup import POSSIBLE, Deduplicator
 from registry.definition import load_definitions
+from registry.importer import ImportMapping, ImportReport, import_lines, read_file
 from registry.keyfile import subject_key
 from registry.service import RegistryService, create_attribute_indexes
 from registry.synthetic import GENERATORS, generate
@@ -116,3 +121,127 @@ def seed_command(registry: str, count: int, seed: int, start: int, batch: int) -
         return written
 
     click.echo(f"{_run(work())} records added to {registry}")
+
+
+def _line_count(path: Path) -> int:
+    count = 0
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            count += chunk.count(b"\n")
+    return count
+
+
+@registry_group.command("import")
+@click.argument("registry")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A registry-import-mapping document: CSV columns, constants, local date formats.",
+)
+@click.option("--all-or-nothing", is_flag=True, help="Stop at the first refused line and write nothing.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the per-line errors go (JSON Lines); FILE.errors.jsonl by default.",
+)
+@click.option("--batch", type=click.IntRange(1, 50_000), default=2000, show_default=True)
+@click.option(
+    "--actor", default="dpi-registry-import", show_default=True, help="Recorded in each record's history."
+)
+def import_command(
+    registry: str,
+    file: Path,
+    mapping: Path | None,
+    all_or_nothing: bool,
+    errors_path: Path | None,
+    batch: int,
+    actor: str,
+) -> None:
+    """Import the records of FILE (JSON Lines, or CSV with --mapping) into REGISTRY.
+
+    Lines already imported are left as they are, so the same file can be run again. Exit code 1 when
+    a line was refused (see the error file), 0 when every line was imported or already there.
+    """
+    if registry not in load_definitions():
+        _fail(f"registry.not_found {registry}")
+    errors_file = errors_path or file.with_name(file.name + ".errors.jsonl")
+
+    async def work() -> ImportReport:
+        import_mapping = ImportMapping.load(mapping) if mapping is not None else None
+        if import_mapping is not None and import_mapping.registry != registry:
+            raise DpiError(
+                "registry.import_mapping_invalid", f"the mapping is for registry {import_mapping.registry}"
+            )
+        settings = Settings.from_environment()
+        engine = db.create_engine(settings.database)
+        try:
+            service, _ = await _prepared(engine, settings)
+            with (
+                errors_file.open("w", encoding="utf-8") as errors,
+                click.progressbar(
+                    length=_line_count(file), label=f"importing into {registry}", file=sys.stderr
+                ) as bar,
+            ):
+                return await import_lines(
+                    service,
+                    registry,
+                    read_file(file, import_mapping),
+                    actor=actor,
+                    reason=f"import of {file.name}",
+                    all_or_nothing=all_or_nothing,
+                    batch_size=batch,
+                    on_error=lambda error: errors.write(
+                        json.dumps(error.as_json(), ensure_ascii=False) + "\n"
+                    ),
+                    on_progress=bar.update,
+                )
+        finally:
+            await engine.dispose()
+
+    report = _run(work())
+    click.echo(
+        f"{report.lines} lines: {report.created} records created, {report.unchanged} already imported, "
+        f"{report.failed} refused"
+    )
+    for reason_code, count in report.reasons.most_common():
+        click.echo(f"  {count:>8}  {reason_code}")
+    if report.stopped_at is not None:
+        click.echo(f"stopped at line {report.stopped_at}: nothing was written")
+    if report.failed:
+        click.echo(f"errors: {errors_file}")
+        sys.exit(1)
+
+
+@registry_group.command("dedup")
+@click.argument("registry")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.5, 1.0),
+    default=POSSIBLE,
+    show_default=True,
+    help="Lowest score queued for review.",
+)
+@click.option(
+    "--actor", default="dpi-registry-dedup", show_default=True, help="Recorded as who found the pairs."
+)
+def dedup_command(registry: str, threshold: float, actor: str) -> None:
+    """Find suspected duplicates among the active records of REGISTRY and queue new pairs for review."""
+    if registry not in load_definitions():
+        _fail(f"registry.not_found {registry}")
+
+    async def work() -> dict[str, int]:
+        settings = Settings.from_environment()
+        engine = db.create_engine(settings.database)
+        try:
+            service, _ = await _prepared(engine, settings)
+            return await Deduplicator(service).run(registry, actor=actor, threshold=threshold)
+        finally:
+            await engine.dispose()
+
+    outcome = _run(work())
+    click.echo(
+        f"{outcome['found']} suspected duplicate pairs in {registry}, "
+        f"{outcome['queued']} new in the review queue"
+    )

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AttributeRow",
     "ChangeRequestRow",
+    "DuplicateRow",
     "IdentifierRow",
     "ReadRow",
     "RecordRow",
@@ -161,3 +162,28 @@ class ReadRow(RegistryBase):
     purpose: Mapped[str] = mapped_column(String(64))
     consent_ref: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(_TS)
+
+
+class DuplicateRow(RegistryBase):
+    """A suspected duplicate in the review queue: two records (``record_id`` < ``candidate_id``), their
+    score and its explanation, and the decision (merged, or not a duplicate): who, when and why."""
+
+    __tablename__ = "registry_duplicate"
+    __table_args__ = (
+        Index("ix_registry_duplicate_pair", "registry", "record_id", "candidate_id", unique=True),
+        Index("ix_registry_duplicate_status", "registry", "status", "score"),
+    )
+
+    duplicate_id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    registry_code: Mapped[str] = mapped_column("registry", _CODE)
+    record_id: Mapped[str] = mapped_column(_ID)
+    candidate_id: Mapped[str] = mapped_column(_ID)
+    score: Mapped[Decimal] = mapped_column(Numeric(5, 4))
+    explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    found_by: Mapped[str] = mapped_column(_ACTOR)
+    found_at: Mapped[datetime] = mapped_column(_TS)
+    decided_by: Mapped[str | None] = mapped_column(_ACTOR)
+    decided_at: Mapped[datetime | None] = mapped_column(_TS)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    survivor_id: Mapped[str | None] = mapped_column(_ID)

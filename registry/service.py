@@ -40,12 +40,21 @@ from dpi import outbox
 from dpi.errors import DpiError
 from registry import rfc6902
 from registry.definition import RegistryDefinition
-from registry.models import AttributeRow, ChangeRequestRow, IdentifierRow, ReadRow, RecordRow, VersionRow
+from registry.models import (
+    AttributeRow,
+    ChangeRequestRow,
+    IdentifierRow,
+    ReadRow,
+    RecordRow,
+    RegistryBase,
+    VersionRow,
+)
 
 __all__ = [
     "EVENT_TOPIC_PREFIX",
     "Reader",
     "RegistryService",
+    "bulk_rows",
     "create_attribute_indexes",
     "timestamp",
 ]
@@ -185,6 +194,69 @@ def create_attribute_indexes(
             index.create(connection, checkfirst=True)
             names.append(str(index.name))
     return names
+
+
+def bulk_rows(
+    definition: RegistryDefinition,
+    documents: Sequence[Mapping[str, Any]],
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[type[RegistryBase], list[dict[str, Any]]]:
+    """The rows (record, identifiers, first version, search attributes) that add already validated
+    ``documents`` to a registry as new active records, by table, for a bulk write."""
+    code = definition.code
+    records: list[dict[str, Any]] = []
+    identifiers: list[dict[str, Any]] = []
+    versions: list[dict[str, Any]] = []
+    attributes: list[dict[str, Any]] = []
+    for document in documents:
+        record_id = str(uuid.uuid4())
+        pairs = definition.identifiers_of(document)
+        records.append(
+            {
+                "record_id": record_id,
+                "registry_code": code,
+                "record_type": document["record_type"],
+                "identifiers": [{"type": kind, "value": value} for kind, value in pairs],
+                "document": document,
+                "version": 1,
+                "status": ACTIVE,
+                "merged_into": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        identifiers += [
+            {"registry_code": code, "identifier_type": kind, "value": value, "record_id": record_id}
+            for kind, value in pairs
+        ]
+        versions.append(
+            {
+                "record_id": record_id,
+                "version": 1,
+                "registry_code": code,
+                "action": "created",
+                "actor": actor,
+                "at": now,
+                "reason": reason,
+                "patch": rfc6902.diff({}, document),
+            }
+        )
+        attributes += [
+            {
+                "record_id": record_id,
+                "attribute": value.attribute,
+                "position": value.position,
+                "registry_code": code,
+                "value_text": value.text,
+                "value_number": value.number,
+                "value_date": value.day,
+            }
+            for value in definition.attribute_values(document)
+        ]
+    return {RecordRow: records, IdentifierRow: identifiers, VersionRow: versions, AttributeRow: attributes}
 
 
 class RegistryService:
@@ -396,69 +468,15 @@ class RegistryService:
         """
         definition = self.definition(code)
         checked = [self._check(definition, document) for document in documents]
-        now = self._clock()
-        records: list[dict[str, Any]] = []
-        identifiers: list[dict[str, Any]] = []
-        versions: list[dict[str, Any]] = []
-        attributes: list[dict[str, Any]] = []
-        for document in checked:
-            record_id = str(uuid.uuid4())
-            pairs = definition.identifiers_of(document)
-            records.append(
-                {
-                    "record_id": record_id,
-                    "registry_code": code,
-                    "record_type": document["record_type"],
-                    "identifiers": [{"type": kind, "value": value} for kind, value in pairs],
-                    "document": document,
-                    "version": 1,
-                    "status": ACTIVE,
-                    "merged_into": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            identifiers += [
-                {"registry_code": code, "identifier_type": kind, "value": value, "record_id": record_id}
-                for kind, value in pairs
-            ]
-            versions.append(
-                {
-                    "record_id": record_id,
-                    "version": 1,
-                    "registry_code": code,
-                    "action": "created",
-                    "actor": actor,
-                    "at": now,
-                    "reason": reason,
-                    "patch": rfc6902.diff({}, document),
-                }
-            )
-            attributes += [
-                {
-                    "record_id": record_id,
-                    "attribute": value.attribute,
-                    "position": value.position,
-                    "registry_code": code,
-                    "value_text": value.text,
-                    "value_number": value.number,
-                    "value_date": value.day,
-                }
-                for value in definition.attribute_values(document)
-            ]
+        rows = bulk_rows(definition, checked, actor=actor, reason=reason, now=self._clock())
         try:
             async with self.sessions.begin() as session:
-                for model, rows in (
-                    (RecordRow, records),
-                    (IdentifierRow, identifiers),
-                    (VersionRow, versions),
-                    (AttributeRow, attributes),
-                ):
-                    if rows:
-                        await session.execute(insert(model), rows)
+                for model, values in rows.items():
+                    if values:
+                        await session.execute(insert(model), values)
         except IntegrityError:
             raise DpiError("registry.identifier_taken") from None
-        return len(records)
+        return len(checked)
 
     async def _current(self, session: AsyncSession, code: str, record_id: str) -> RecordRow:
         row = await session.get(RecordRow, record_id)
