@@ -222,13 +222,10 @@ class OtpAuthenticator:
             if error.reason_code != _NOT_FOUND:
                 raise
             return _Target(identifier, refusal=error)
-        status = await self.register.status(uin)
-        if status != _ACTIVE:
-            return _Target(uin, uin, refusal=DpiError(_INACTIVE.get(status, "identity.deactivated")))
         try:
             phone, language = await self.register.contact(uin)
         except DpiError as error:
-            # Deactivated or marked deceased since the status was read.
+            # contact() refuses a deactivated or deceased person with that very reason.
             if error.reason_code not in _INACTIVE.values():
                 raise
             return _Target(uin, uin, refusal=error)
@@ -260,10 +257,14 @@ class OtpAuthenticator:
         await session.execute(
             statement.on_conflict_do_update(index_elements=[OtpThrottleRow.key], set_={"touched_at": now})
         )
+        # Counting stops at the limit: a client allowed many sends a minute costs no more than it must.
         recent = await session.scalar(
-            select(func.count())
-            .select_from(OtpTransactionRow)
-            .where(sent_by, OtpTransactionRow.created_at > now - window)
+            select(func.count()).select_from(
+                select(OtpTransactionRow.transaction_id)
+                .where(sent_by, OtpTransactionRow.created_at > now - window)
+                .limit(limit)
+                .subquery()
+            )
         )
         return (recent or 0) < limit
 
@@ -299,15 +300,7 @@ class OtpAuthenticator:
         code = self._new_code()
         expires_at = now + self.policy.ttl
         async with self.sessions() as session, session.begin():
-            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
             if not await self._admit(
-                session,
-                client_key,
-                OtpTransactionRow.client_id == client_id,
-                self.policy.sends_per_client,
-                self.policy.client_window,
-                now,
-            ) or not await self._admit(
                 session,
                 "subject:" + subject_key,
                 OtpTransactionRow.subject_key == subject_key,
@@ -324,6 +317,19 @@ class OtpAuthenticator:
             if target.uin is not None and await self._type_locked(session, target.uin):
                 _log.info("otp send refused", extra={"event": "otp_type_locked", "client_id": client_id})
                 raise DpiError("auth.type_locked")
+            # The client's row is shared by every sign-in through that client: it is locked last, so it is
+            # held only for its count and the insert, not for the person's own checks.
+            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
+            if not await self._admit(
+                session,
+                client_key,
+                OtpTransactionRow.client_id == client_id,
+                self.policy.sends_per_client,
+                self.policy.client_window,
+                now,
+            ):
+                _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
+                raise DpiError("otp.rate_limited")
             session.add(
                 OtpTransactionRow(
                     transaction_id=transaction_id,
