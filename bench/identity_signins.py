@@ -436,7 +436,10 @@ async def main(postgres: str | None, count: int, concurrency: int, workers: int)
     with tempfile.TemporaryDirectory() as directory:
         async with scratch_database(postgres) as database_url:
             settings = Settings(
-                var_dir=Path(directory) / "var", database_url=database_url, base_url="http://127.0.0.1"
+                var_dir=Path(directory) / "var",
+                database_url=database_url,
+                base_url="http://127.0.0.1",
+                log_level="WARNING",
             )
             codes = Codes()
             await migrate(settings, [bench_block(InMemorySender(codes=codes))])

@@ -828,6 +828,21 @@ class PersonRegister:
 
         return await self._transaction(work)
 
+    async def active_pseudonym(self, uin: str, sector: str) -> str | None:
+        """:meth:`sector_pseudonym_for` for a person who is active, None for anyone else, in one
+        transaction (the OpenID provider names a signed-in person to a client with it)."""
+        if not pseudonyms.is_sector(sector):
+            raise DpiError("request.invalid_parameter", "not a sector")
+        now = self.clock()
+
+        async def work(session: AsyncSession) -> str | None:
+            person = await self._person_row(session, uin)
+            if person.status != _ACTIVE:
+                return None
+            return await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
+
+        return await self._transaction(work)
+
     async def translate(
         self, *, pseudonym: str, from_sector: str, to_sector: str, purpose: str, requester: str
     ) -> str:
