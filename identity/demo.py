@@ -40,6 +40,7 @@ from dpi.blocks import BlockContext
 from dpi.errors import DpiError
 from dpi.keys import SigningKey
 from identity.clients import ClientRegistry
+from identity.senders import mask_phone
 from identity.service import PersonRegister
 
 __all__ = [
@@ -575,8 +576,9 @@ async def load(
     lines.append(await _enrol_synthetic(context, keys, clock, people))
     lines += await _register_clients(context)
     lines += _how_to_sign_in(context.settings.public_url, demo_directory(context.settings.var_dir))
+    amina_phone = mask_phone(NAMED_PEOPLE[0].demographics["phone"])
     lines.append(
         "identity: one-time codes are printed on this console (DPI_OTP_SENDER=console), "
-        "e.g. 'OTP for +2126•••••78: ...' for Amina"
+        f"e.g. 'OTP for {amina_phone}: ...' for Amina"
     )
     return lines
