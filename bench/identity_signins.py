@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -155,67 +155,59 @@ class Timings:
         self.per_step[step].append((time.perf_counter() - started) * 1000)
 
 
+async def timed(timings: Timings, step: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+    started = time.perf_counter()
+    response = await request
+    timings.add(step, started)
+    return response
+
+
 async def sign_in(
     http: httpx.AsyncClient, person: tuple[str, str], secret: str, codes: Codes, timings: Timings
 ) -> None:
     """One complete sign-in; raises on anything a browser or relying party would not accept."""
     uin, phone = person
     http.cookies.clear()
-    started = time.perf_counter()
-    page = await http.get(
-        "/identity/authorize",
-        params={
-            "response_type": "code",
-            "client_id": CLIENT_ID,
-            "redirect_uri": REDIRECT,
-            "scope": "openid profile phone",
-            "state": "bench",
-            "code_challenge": CHALLENGE,
-            "code_challenge_method": "S256",
-        },
-    )
-    timings.add("authorize", started)
+    query = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile phone",
+        "state": "bench",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    page = await timed(timings, "authorize", http.get("/identity/authorize", params=query))
     if page.status_code != 200:
         raise AssertionError(f"authorize answered {page.status_code}")
     action, fields = form_fields(page.text)
     code = codes.expect(phone)
-    started = time.perf_counter()
-    otp_page = await http.post(action, data=as_form([*fields, ("identifier", uin)]))
-    timings.add("identifier", started)
+    form = as_form([*fields, ("identifier", uin)])
+    otp_page = await timed(timings, "identifier", http.post(action, data=form))
     if otp_page.status_code != 200:
         raise AssertionError(f"the identifier form answered {otp_page.status_code}")
     action, fields = form_fields(otp_page.text)
-    started = time.perf_counter()
-    answer = await http.post(action, data=as_form([*fields, ("otp", await asyncio.wait_for(code, 10))]))
-    timings.add("otp", started)
+    form = as_form([*fields, ("otp", await asyncio.wait_for(code, 10))])
+    answer = await timed(timings, "otp", http.post(action, data=form))
     if answer.status_code == 200:  # a consent page: allow every claim asked for
         action, fields = form_fields(answer.text)
-        started = time.perf_counter()
-        answer = await http.post(action, data=as_form(fields))
-        timings.add("consent", started)
+        answer = await timed(timings, "consent", http.post(action, data=as_form(fields)))
     if answer.status_code != 302:
         raise AssertionError(f"the code form answered {answer.status_code}")
-    location = answer.headers["location"]
-    authorization_code = parse_qs(urlsplit(location).query)["code"][0]
-    started = time.perf_counter()
-    tokens = await http.post(
-        "/identity/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": authorization_code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": VERIFIER,
-        },
-        auth=(CLIENT_ID, secret),
+    authorization_code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+    redeem = {
+        "grant_type": "authorization_code",
+        "code": authorization_code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+    }
+    tokens = await timed(
+        timings, "token", http.post("/identity/token", data=redeem, auth=(CLIENT_ID, secret))
     )
-    timings.add("token", started)
     if tokens.status_code != 200:
         raise AssertionError(f"the token endpoint answered {tokens.status_code}: {tokens.text}")
-    started = time.perf_counter()
-    claims = await http.get(
-        "/identity/userinfo", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    )
-    timings.add("userinfo", started)
+    bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    claims = await timed(timings, "userinfo", http.get("/identity/userinfo", headers=bearer))
     if claims.status_code != 200 or "name" not in claims.json():
         raise AssertionError(f"userinfo answered {claims.status_code}")
 

@@ -299,17 +299,24 @@ class OtpAuthenticator:
         transaction_id = str(uuid.uuid4())
         code = self._new_code()
         expires_at = now + self.policy.ttl
-        async with self.sessions() as session, session.begin():
-            if not await self._admit(
-                session,
+        client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
+        # The person's throttle row first, the client's last: the client's row is shared by every sign-in
+        # through that client, so it is held only for its own count and the insert.
+        limits = (
+            (
                 "subject:" + subject_key,
                 OtpTransactionRow.subject_key == subject_key,
                 self.policy.sends_per_identifier,
                 self.policy.identifier_window,
-                now,
-            ):
-                _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
-                raise DpiError("otp.rate_limited")
+            ),
+            (
+                client_key,
+                OtpTransactionRow.client_id == client_id,
+                self.policy.sends_per_client,
+                self.policy.client_window,
+            ),
+        )
+        async with self.sessions() as session, session.begin():
             guard = await session.get(OtpGuardRow, subject_key)
             if guard is not None and guard.locked_until is not None and _aware(guard.locked_until) > now:
                 _log.info("otp send refused", extra={"event": "otp_locked", "client_id": client_id})
@@ -317,19 +324,10 @@ class OtpAuthenticator:
             if target.uin is not None and await self._type_locked(session, target.uin):
                 _log.info("otp send refused", extra={"event": "otp_type_locked", "client_id": client_id})
                 raise DpiError("auth.type_locked")
-            # The client's row is shared by every sign-in through that client: it is locked last, so it is
-            # held only for its count and the insert, not for the person's own checks.
-            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
-            if not await self._admit(
-                session,
-                client_key,
-                OtpTransactionRow.client_id == client_id,
-                self.policy.sends_per_client,
-                self.policy.client_window,
-                now,
-            ):
-                _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
-                raise DpiError("otp.rate_limited")
+            for key, sent_by, limit, window in limits:
+                if not await self._admit(session, key, sent_by, limit, window, now):
+                    _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
+                    raise DpiError("otp.rate_limited")
             session.add(
                 OtpTransactionRow(
                     transaction_id=transaction_id,

@@ -19,8 +19,8 @@ import identity.block
 from consent.block import consent_block
 from dpi import db
 from dpi.app import create_app, migrate
-from dpi.blocks import Block, BlockContext
-from dpi.keys import KeyStore
+from dpi.blocks import Block
+from dpi.cli import _load_demo
 from dpi.settings import Settings
 from identity.block import identity_block
 from identity.clients import ClientRegistry
@@ -102,21 +102,8 @@ def demo_block(people: int = 40) -> Block:
 
 
 async def load_demo(settings: Settings, blocks: list[Block]) -> list[str]:
-    engine = db.create_engine(settings.database)
-    context = BlockContext(
-        settings=settings,
-        engine=engine,
-        sessions=db.session_factory(engine),
-        keys=KeyStore(settings.key_directory),
-    )
-    lines: list[str] = []
-    try:
-        for block in blocks:
-            assert block.demo is not None
-            lines += await block.demo(context)
-    finally:
-        await engine.dispose()
-    return lines
+    """What ``dpi demo`` does before it serves: each block's chapter, through the kernel's own loader."""
+    return await _load_demo(settings, blocks)
 
 
 async def people_count(settings: Settings) -> int:
