@@ -19,7 +19,8 @@ Rules written down (and tested in ``tests/identity``):
   compared case-insensitively after the normalisation above), the same date of birth and the same
   place of birth (country, region and locality; a part missing on both sides counts as equal). The
   check is enforced by a unique key per (script, name, date, place), stored as a keyed hash and held
-  only while the person is active, so two simultaneous enrolments cannot both pass.
+  only while the person is active, so two simultaneous enrolments cannot both pass. A batch enrolment
+  (:meth:`PersonRegister.enrol_many`) applies the rule between the people of the batch too.
 - **History.** Every change records who (the operator's or authority's id; a holder only as
   ``holder``, never by UIN), when, why, through which channel, and which fields changed as JSON
   pointers into the demographics, never their values.
@@ -460,8 +461,8 @@ class PersonRegister:
         channel: str,
         now: datetime,
     ) -> PersonRow:
-        """The person's row with a fresh UIN, added to ``session``; once it is flushed, the caller records
-        the enrolment (:meth:`_record_enrolment`) and claims the duplicate keys."""
+        """The person's row with a fresh UIN, not yet in a session; once the caller has added and flushed
+        it, it records the enrolment (:meth:`_record_enrolment`) and claims the duplicate keys."""
         return PersonRow(
             id=str(uuid.uuid4()),
             uin=self._uin_source(),
