@@ -8,6 +8,7 @@ Every process serves ``/healthz``, ``/readyz``, ``/.well-known/dpi-capabilities`
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -42,8 +43,10 @@ _HTTP_SIGNATURE_ALGORITHMS: Final = ["ed25519", "ecdsa-p256-sha256", "rsa-pss-sh
 PLATFORM_PROFILE: Final = {"name": "platform", "version": "1.0.0"}
 
 
+@functools.cache
 def package_version() -> str:
-    """The installed version of the dpi-blocks distribution."""
+    """The installed version of the dpi-blocks distribution (read once: reading it parses metadata files,
+    and ``/healthz`` answers with it)."""
     try:
         return distribution_version("dpi-blocks")
     except PackageNotFoundError:

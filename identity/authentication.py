@@ -222,13 +222,10 @@ class OtpAuthenticator:
             if error.reason_code != _NOT_FOUND:
                 raise
             return _Target(identifier, refusal=error)
-        status = await self.register.status(uin)
-        if status != _ACTIVE:
-            return _Target(uin, uin, refusal=DpiError(_INACTIVE.get(status, "identity.deactivated")))
         try:
             phone, language = await self.register.contact(uin)
         except DpiError as error:
-            # Deactivated or marked deceased since the status was read.
+            # contact() refuses a deactivated or deceased person with that very reason.
             if error.reason_code not in _INACTIVE.values():
                 raise
             return _Target(uin, uin, refusal=error)
@@ -260,10 +257,14 @@ class OtpAuthenticator:
         await session.execute(
             statement.on_conflict_do_update(index_elements=[OtpThrottleRow.key], set_={"touched_at": now})
         )
+        # Counting stops at the limit: a client allowed many sends a minute costs no more than it must.
         recent = await session.scalar(
-            select(func.count())
-            .select_from(OtpTransactionRow)
-            .where(sent_by, OtpTransactionRow.created_at > now - window)
+            select(func.count()).select_from(
+                select(OtpTransactionRow.transaction_id)
+                .where(sent_by, OtpTransactionRow.created_at > now - window)
+                .limit(limit)
+                .subquery()
+            )
         )
         return (recent or 0) < limit
 
@@ -298,25 +299,24 @@ class OtpAuthenticator:
         transaction_id = str(uuid.uuid4())
         code = self._new_code()
         expires_at = now + self.policy.ttl
-        async with self.sessions() as session, session.begin():
-            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
-            if not await self._admit(
-                session,
-                client_key,
-                OtpTransactionRow.client_id == client_id,
-                self.policy.sends_per_client,
-                self.policy.client_window,
-                now,
-            ) or not await self._admit(
-                session,
+        client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
+        # The person's throttle row first, the client's last: the client's row is shared by every sign-in
+        # through that client, so it is held only for its own count and the insert.
+        limits = (
+            (
                 "subject:" + subject_key,
                 OtpTransactionRow.subject_key == subject_key,
                 self.policy.sends_per_identifier,
                 self.policy.identifier_window,
-                now,
-            ):
-                _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
-                raise DpiError("otp.rate_limited")
+            ),
+            (
+                client_key,
+                OtpTransactionRow.client_id == client_id,
+                self.policy.sends_per_client,
+                self.policy.client_window,
+            ),
+        )
+        async with self.sessions() as session, session.begin():
             guard = await session.get(OtpGuardRow, subject_key)
             if guard is not None and guard.locked_until is not None and _aware(guard.locked_until) > now:
                 _log.info("otp send refused", extra={"event": "otp_locked", "client_id": client_id})
@@ -324,6 +324,10 @@ class OtpAuthenticator:
             if target.uin is not None and await self._type_locked(session, target.uin):
                 _log.info("otp send refused", extra={"event": "otp_type_locked", "client_id": client_id})
                 raise DpiError("auth.type_locked")
+            for key, sent_by, limit, window in limits:
+                if not await self._admit(session, key, sent_by, limit, window, now):
+                    _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
+                    raise DpiError("otp.rate_limited")
             session.add(
                 OtpTransactionRow(
                     transaction_id=transaction_id,

@@ -1,7 +1,9 @@
-"""The identity block as the kernel sees it: routes under ``/identity`` and its migrations.
+"""The identity block as the kernel sees it: routes under ``/identity``, its migrations, its background
+work, its CLI and its chapter of the demo (:mod:`identity.demo`).
 
-Not yet registered under the ``dpi.blocks`` entry points (the OpenID provider is still to come);
-mount it explicitly with ``dpi.app.create_app(settings, blocks=[identity_block()])``. One
+:data:`block` is built with no arguments and reads everything from the deployment's settings, ready to
+be registered under the ``dpi.blocks`` entry points as ``identity = "identity.block:block"``; until it
+is, mount it explicitly with ``dpi.app.create_app(settings, blocks=[block])``. One
 :class:`IdentityRuntime` (register, token verifier) exists per mounted app.
 
 Its secrets live in ``<var_dir>/identity/``: ``pseudonym.key`` derives every sector pseudonym (rotating
@@ -38,8 +40,8 @@ from consent.client import ClaimReleaseRecorder
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
-from identity import api, oidc, oidc_tokens
-from identity.authentication import OtpAuthenticator
+from identity import api, demo, oidc, oidc_tokens
+from identity.authentication import OtpAuthenticator, OtpPolicy
 from identity.claim_consent import CONSENT_TTL
 from identity.cli import identity_group
 from identity.pseudonyms import load_or_create_key
@@ -47,6 +49,7 @@ from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, OtpSender
 from identity.service import PersonRegister
 
 __all__ = [
+    "DEFAULT_OTP_POLICY",
     "VERSION",
     "IdentityRuntime",
     "block",
@@ -59,6 +62,7 @@ __all__ = [
 
 VERSION: Final = "0.1.0"
 _log = logging.getLogger("identity.block")
+DEFAULT_OTP_POLICY: Final = OtpPolicy()
 
 
 def _utcnow() -> datetime:
@@ -107,11 +111,15 @@ def identity_block(
     purge_interval_seconds: float = 3600.0,
     release_recorder: Callable[[BlockContext], ClaimReleaseRecorder] | None = None,
     consent_ttl: timedelta = CONSENT_TTL,
+    otp_policy: OtpPolicy = DEFAULT_OTP_POLICY,
+    demo_people: int = demo.DEFAULT_PEOPLE,
 ) -> Block:
     """The identity block; tests give a verifier for their own token issuer and a clock they control.
 
     ``pseudonym_sectors`` get a pseudonym for every person at enrolment (so the exchange can translate
-    from them at once); other sectors get one when it is first handed out.
+    from them at once); other sectors get one when it is first handed out. ``otp_policy`` replaces the
+    one-time-code limits of the contract (a load test raises the per-client rate; deployments keep the
+    default). ``demo_people`` is how many synthetic people ``dpi demo`` enrols.
     """
     runtimes: weakref.WeakKeyDictionary[BlockContext, IdentityRuntime] = weakref.WeakKeyDictionary()
 
@@ -132,6 +140,7 @@ def identity_block(
                 otp_sender(context.settings),
                 secret=load_or_create_key(otp_key_path(context.settings)),
                 clock=clock,
+                policy=otp_policy,
             )
             runtime = IdentityRuntime(
                 context=context,
@@ -150,7 +159,18 @@ def identity_block(
         routes=lambda context: _routes(runtime_for(context), clock, consent_ttl),
         cli=identity_group,
         lifespan=lambda context: _purging(runtime_for(context), purge_interval_seconds),
+        demo=lambda context: _demo(context, demo_people),
         migrations=Path(__file__).parent / "migrations",
+    )
+
+
+async def _demo(context: BlockContext, people: int) -> list[str]:
+    pseudonym_path, vid_path = key_paths(context.settings)
+    return await demo.load(
+        context,
+        pseudonym_key=load_or_create_key(pseudonym_path),
+        vid_key=load_or_create_key(vid_path),
+        people=people,
     )
 
 

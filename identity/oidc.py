@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +130,7 @@ ACCESS_TOKEN_TTL: Final = timedelta(minutes=5)
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
 SESSION_TTL: Final = timedelta(minutes=15)
 FLOW_TTL: Final = timedelta(minutes=10)
+_KEY_CACHE_SECONDS: Final = 5.0
 _SESSION_COOKIE: Final = "dpi_oidc_session"
 _FLOW_COOKIE: Final = "dpi_oidc_flow"
 _COOKIE_PATH: Final = "/identity"
@@ -496,9 +498,21 @@ class _Provider:
         self.keys = ProviderKeys(
             context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
         )
+        self._active_key: tuple[float, SigningKey] | None = None
 
     def signing_key(self) -> SigningKey:
-        return self.context.keys.ensure_active()
+        """The kernel's active key, read from the key store at most every few seconds (every token signs
+        with it). A rotation shows within those seconds; the key it replaces stays published for the
+        rotation's grace, so what was signed meanwhile still verifies."""
+        now = time.monotonic()
+        if self._active_key is None or now - self._active_key[0] > _KEY_CACHE_SECONDS:
+            self._active_key = (now, self.context.keys.ensure_active())
+        return self._active_key[1]
+
+    def verification_key(self, kid: str) -> SigningKey:
+        """The key named ``kid``: the cached active key, or else read from the store (``KeyNotFound``)."""
+        active = self.signing_key()
+        return active if kid == active.kid else self.context.keys.get(kid)
 
     def url(self, path: str) -> str:
         return f"{self.issuer}{path}"
@@ -742,10 +756,10 @@ class _Provider:
 
     async def person(self, session: SignInSessionRow, client: RegisteredClient) -> _Person | None:
         try:
-            subject = await self.register.sector_pseudonym_for(session.uin, client.sector)
-            if await self.register.status(session.uin) != "active":
-                return None
+            subject = await self.register.active_pseudonym(session.uin, client.sector)
         except DpiError:
+            return None
+        if subject is None:
             return None
         return _Person(subject, _epoch(session.auth_time), session.acr)
 
@@ -1004,7 +1018,7 @@ class _Provider:
     def _access_claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-            key = self.context.keys.get(str(header.get("kid", "")))
+            key = self.verification_key(str(header.get("kid", "")))
         except (jwt.InvalidTokenError, KeyNotFound):
             raise _invalid_token("the token is not one of this provider's") from None
         if header.get("typ") != "at+jwt" or header.get("alg") != key.alg:

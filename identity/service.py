@@ -19,7 +19,8 @@ Rules written down (and tested in ``tests/identity``):
   compared case-insensitively after the normalisation above), the same date of birth and the same
   place of birth (country, region and locality; a part missing on both sides counts as equal). The
   check is enforced by a unique key per (script, name, date, place), stored as a keyed hash and held
-  only while the person is active, so two simultaneous enrolments cannot both pass.
+  only while the person is active, so two simultaneous enrolments cannot both pass. A batch enrolment
+  (:meth:`PersonRegister.enrol_many`) applies the rule between the people of the batch too.
 - **History.** Every change records who (the operator's or authority's id; a holder only as
   ``holder``, never by UIN), when, why, through which channel, and which fields changed as JSON
   pointers into the demographics, never their values.
@@ -60,7 +61,7 @@ from stdnum import verhoeff
 import standards
 from dpi.errors import DpiError, ErrorDetail
 from identity import pseudonyms
-from identity.models import DuplicateKeyRow, HistoryRow, PersonRow, VirtualIdRow
+from identity.models import DuplicateKeyRow, HistoryRow, PersonRow, PseudonymRow, VirtualIdRow
 
 __all__ = [
     "CHANNELS",
@@ -100,6 +101,7 @@ _DUPLICATE_LABEL: Final = b"dpi-duplicate-key\x00"
 _ATTEMPTS: Final = 4
 _SCRIPTS: Final = ("latin", "arabic")
 _NO_SUCH_PERSON: Final = "no person is known by this identifier"
+_KEYS_PER_QUERY: Final = 500
 
 
 def _utcnow() -> datetime:
@@ -324,6 +326,8 @@ class PersonRegister:
     ``pseudonym_key`` derives sector pseudonyms (:mod:`identity.pseudonyms`); ``vid_key`` keys the
     hashes under which virtual IDs and duplicate keys are stored. ``pseudonym_sectors`` are the sectors
     every person gets a pseudonym for at enrolment, so that the exchange can translate from them.
+    ``uin_source`` draws a candidate UIN (:func:`new_uin`; a demo register passes a reproducible one);
+    a UIN already given is never reused: the unique constraint refuses it and another is drawn.
     """
 
     def __init__(
@@ -334,6 +338,7 @@ class PersonRegister:
         vid_key: bytes,
         clock: Callable[[], datetime] = _utcnow,
         pseudonym_sectors: Sequence[str] = (),
+        uin_source: Callable[[], str] = new_uin,
     ) -> None:
         if len(pseudonym_key) < 32 or len(vid_key) < 32:
             raise ValueError("keys must be at least 32 bytes")
@@ -345,6 +350,7 @@ class PersonRegister:
         self.pseudonym_sectors = tuple(pseudonym_sectors)
         self._pseudonym_key = pseudonym_key
         self._vid_key = vid_key
+        self._uin_source = uin_source
 
     # --- transactions -------------------------------------------------------------------------------
 
@@ -435,6 +441,53 @@ class PersonRegister:
 
     # --- enrolment and records ----------------------------------------------------------------------
 
+    def _enrolment(self, operator_id: str | None, channel: str, note: str | None) -> tuple[Actor, str | None]:
+        """Who enrols through ``channel`` and the cleaned note, or a refusal (the rules of :meth:`enrol`)."""
+        if channel not in CHANNELS:
+            raise _refusal("/channel", "web or assisted")
+        if channel == "assisted":
+            _check_actor(Actor("operator", operator_id), ("operator",), "enrol")
+        elif operator_id is not None or note is not None:
+            raise DpiError("identity.actor_not_allowed", "an operator enrols through the assisted channel")
+        cleaned_note = None if note is None else _clean(note)
+        if note is not None and (not cleaned_note or len(note) > 500):
+            raise _refusal("/operator_note", "a note of 1 to 500 characters")
+        return (Actor("operator", operator_id) if channel == "assisted" else Actor("holder")), cleaned_note
+
+    def _new_person(
+        self,
+        document: dict[str, Any],
+        actor: Actor,
+        channel: str,
+        now: datetime,
+    ) -> PersonRow:
+        """The person's row with a fresh UIN, not yet in a session; once the caller has added and flushed
+        it, it records the enrolment (:meth:`_record_enrolment`) and claims the duplicate keys."""
+        return PersonRow(
+            id=str(uuid.uuid4()),
+            uin=self._uin_source(),
+            status=_ACTIVE,
+            demographics=document,
+            enrolled_channel=channel,
+            enrolled_operator=actor.id if channel == "assisted" else None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _record_enrolment(
+        self, session: AsyncSession, person: PersonRow, actor: Actor, note: str | None, now: datetime
+    ) -> None:
+        self._record(
+            session,
+            person,
+            "enrolled",
+            actor,
+            now,
+            channel=person.enrolled_channel,
+            note=note,
+            changed=sorted(_leaf_pointers(person.demographics)),
+        )
+
     async def enrol(
         self,
         demographics: Mapping[str, Any],
@@ -448,48 +501,90 @@ class PersonRegister:
         ``assisted``: an operator at a service centre enrols the person present (``operator_id`` is
         recorded and required). ``web``: the person enrols themself online (no operator, no note).
         """
-        if channel not in CHANNELS:
-            raise _refusal("/channel", "web or assisted")
-        if channel == "assisted":
-            _check_actor(Actor("operator", operator_id), ("operator",), "enrol")
-        elif operator_id is not None or note is not None:
-            raise DpiError("identity.actor_not_allowed", "an operator enrols through the assisted channel")
-        cleaned_note = None if note is None else _clean(note)
-        if note is not None and (not cleaned_note or len(note) > 500):
-            raise _refusal("/operator_note", "a note of 1 to 500 characters")
+        actor, cleaned_note = self._enrolment(operator_id, channel, note)
         now = self.clock()
         document = normalise_demographics(demographics, now.date())
-        actor = Actor("operator", operator_id) if channel == "assisted" else Actor("holder")
 
         async def work(session: AsyncSession) -> dict[str, Any]:
-            person = PersonRow(
-                id=str(uuid.uuid4()),
-                uin=new_uin(),
-                status=_ACTIVE,
-                demographics=document,
-                enrolled_channel=channel,
-                enrolled_operator=operator_id if channel == "assisted" else None,
-                created_at=now,
-                updated_at=now,
-            )
+            person = self._new_person(document, actor, channel, now)
             session.add(person)
             await session.flush()
             await self._claim_duplicate_keys(session, person)
-            self._record(
-                session,
-                person,
-                "enrolled",
-                actor,
-                now,
-                channel=channel,
-                note=cleaned_note,
-                changed=sorted(_leaf_pointers(document)),
-            )
+            self._record_enrolment(session, person, actor, cleaned_note, now)
             for sector in self.pseudonym_sectors:
                 await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
             return _person_document(person, vid_active=False)
 
         return await self._transaction(work)
+
+    async def enrol_many(
+        self,
+        people: Sequence[Mapping[str, Any]],
+        *,
+        operator_id: str | None,
+        channel: str,
+        note: str | None = None,
+    ) -> list[dict[str, Any] | DpiError]:
+        """Enrol several people at once (a bulk load from an existing register, the demo) under every
+        rule of :meth:`enrol`, in one transaction: for each person, in order, their ``identity-person``
+        record or the refusal :meth:`enrol` would have given (``request.invalid``,
+        ``identity.duplicate``, also against an earlier person of the same batch).
+
+        Each person is written whole or not at all; the accepted ones are committed together, so a
+        failure of the database writes none of them. Batches of a few hundred keep transactions short.
+        """
+        actor, cleaned_note = self._enrolment(operator_id, channel, note)
+        now = self.clock()
+        outcomes: list[dict[str, Any] | DpiError] = []
+        accepted: dict[int, tuple[dict[str, Any], set[str]]] = {}
+        for index, demographics in enumerate(people):
+            try:
+                document = normalise_demographics(demographics, now.date())
+            except DpiError as error:
+                outcomes.append(error)
+                continue
+            outcomes.append(DpiError("identity.duplicate"))
+            accepted[index] = (document, _duplicate_keys(self._vid_key, document))
+
+        async def work(session: AsyncSession) -> dict[int, dict[str, Any]]:
+            wanted = sorted({key for _document, keys in accepted.values() for key in keys})
+            claimed: set[str] = set()
+            for start in range(0, len(wanted), _KEYS_PER_QUERY):
+                found = await session.scalars(
+                    select(DuplicateKeyRow.key).where(
+                        DuplicateKeyRow.key.in_(wanted[start : start + _KEYS_PER_QUERY])
+                    )
+                )
+                claimed.update(found.all())
+            enrolled: dict[int, PersonRow] = {}
+            for index, (document, keys) in accepted.items():
+                if keys & claimed:
+                    continue
+                claimed |= keys
+                enrolled[index] = self._new_person(document, actor, channel, now)
+            session.add_all(enrolled.values())
+            await session.flush()
+            for index, person in enrolled.items():
+                self._record_enrolment(session, person, actor, cleaned_note, now)
+                session.add_all(
+                    DuplicateKeyRow(key=key, person_id=person.id) for key in sorted(accepted[index][1])
+                )
+                session.add_all(
+                    PseudonymRow(
+                        sector=sector,
+                        pseudonym=pseudonyms.sector_pseudonym(self._pseudonym_key, person.uin, sector),
+                        person_id=person.id,
+                        issued_at=now,
+                    )
+                    for sector in self.pseudonym_sectors
+                )
+            await session.flush()
+            return {index: _person_document(person, vid_active=False) for index, person in enrolled.items()}
+
+        if accepted:
+            for index, record in (await self._transaction(work)).items():
+                outcomes[index] = record
+        return outcomes
 
     async def person(self, uin: str) -> dict[str, Any]:
         """The ``identity-person`` record; ``identity.not_found`` for anything that is not a known UIN."""
@@ -730,6 +825,21 @@ class PersonRegister:
 
         async def work(session: AsyncSession) -> str:
             person = await self._person_row(session, uin)
+            return await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
+
+        return await self._transaction(work)
+
+    async def active_pseudonym(self, uin: str, sector: str) -> str | None:
+        """:meth:`sector_pseudonym_for` for a person who is active, None for anyone else, in one
+        transaction (the OpenID provider names a signed-in person to a client with it)."""
+        if not pseudonyms.is_sector(sector):
+            raise DpiError("request.invalid_parameter", "not a sector")
+        now = self.clock()
+
+        async def work(session: AsyncSession) -> str | None:
+            person = await self._person_row(session, uin)
+            if person.status != _ACTIVE:
+                return None
             return await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
 
         return await self._transaction(work)

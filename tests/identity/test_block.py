@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from dpi import db
 from dpi.app import create_app, migrate
 from dpi.settings import Settings
-from identity.authentication import OtpAuthenticator
-from identity.block import configured_sender, identity_block, otp_key_path
+from identity.authentication import OtpAuthenticator, OtpPolicy
+from identity.block import DEFAULT_OTP_POLICY, configured_sender, identity_block, key_paths, otp_key_path
+from identity.clients import ClientRegistry
+from identity.pseudonyms import load_or_create_key
 from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, MemoryOtpSender
+from identity.service import PersonRegister
+from tests.identity.conftest import LABOUR, OPERATOR, REDIRECT, amina, youssef
+from tests.identity.test_oidc import form_of
 from tests.serving import serving
 
 
@@ -43,3 +51,59 @@ async def test_the_block_keeps_its_otp_key_and_purges_in_the_background(
     key = otp_key_path(settings)
     assert key.stat().st_size == 32
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+async def test_the_block_takes_its_otp_limits_from_its_policy(tmp_path: Path) -> None:
+    """A load test raises the per-client limit through ``otp_policy``; here it is lowered to one code a
+    minute, and the second person signing in through the same client is refused."""
+    assert DEFAULT_OTP_POLICY.sends_per_client == 120
+    assert DEFAULT_OTP_POLICY.client_window == timedelta(minutes=1)
+    settings = Settings(var_dir=tmp_path / "var")
+    sent = MemoryOtpSender()
+    block = identity_block(otp_sender=lambda _settings: sent, otp_policy=OtpPolicy(sends_per_client=1))
+    await migrate(settings, [block])
+    engine = db.create_engine(settings.database)
+    try:
+        pseudonym_path, vid_path = key_paths(settings)
+        register = PersonRegister(
+            db.session_factory(engine),
+            pseudonym_key=load_or_create_key(pseudonym_path),
+            vid_key=load_or_create_key(vid_path),
+        )
+        people = await register.enrol_many(
+            [amina(), {**youssef(), "phone": "+212661234567"}], operator_id=OPERATOR, channel="assisted"
+        )
+        await ClientRegistry(db.session_factory(engine)).add(
+            {
+                "client_id": "labour-portal",
+                "client_name": "Labour portal",
+                "redirect_uris": [REDIRECT],
+                "sector": LABOUR,
+                "scope": ["openid"],
+                "require_pkce": False,
+            }
+        )
+    finally:
+        await engine.dispose()
+    app = create_app(settings, blocks=[block])
+    answers = []
+    async with serving(app):
+        for person in people:
+            assert isinstance(person, dict)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=settings.public_url) as http:
+                page = await http.get(
+                    "/identity/authorize",
+                    params={
+                        "response_type": "code",
+                        "client_id": "labour-portal",
+                        "redirect_uri": REDIRECT,
+                        "scope": "openid",
+                        "state": "s",
+                    },
+                )
+                action, csrf = form_of(page.text)
+                answer = await http.post(action, data={"csrf_token": csrf, "identifier": person["uin"]})
+                answers.append(answer.status_code)
+    assert answers == [200, 400]
+    assert len(sent.messages) == 1

@@ -17,7 +17,7 @@ import standards
 from dpi.errors import DpiError
 from identity.models import DuplicateKeyRow, HistoryRow, PersonRow, VirtualIdRow
 from identity.service import Actor, PersonRegister, changed_pointers, is_uin, is_vid, new_uin, new_vid
-from tests.identity.conftest import AUTHORITY, OPERATOR, Clock, amina, youssef
+from tests.identity.conftest import AUTHORITY, OPERATOR, SECTORS, Clock, amina, youssef
 
 OPERATOR_ACTOR = Actor("operator", OPERATOR)
 AUTHORITY_ACTOR = Actor("authority", AUTHORITY)
@@ -170,6 +170,85 @@ async def test_simultaneous_enrolments_of_one_person_leave_exactly_one(register:
     assert len(refused) == 2
     assert {error.reason_code for error in refused} == {"identity.duplicate"}
     assert await count(register, PersonRow) == 1
+
+
+async def test_batch_enrolment_answers_each_person_as_enrol_would(register: PersonRegister) -> None:
+    existing = await enrol_amina(register)
+    namesake = {**youssef(), "date_of_birth": "1985-01-31"}
+    outcomes = await register.enrol_many(
+        [
+            youssef(),
+            amina(),  # already in the register
+            {**youssef(), "phone": "+212000"},  # not a phone number
+            {**youssef(), "names": {"latin": {"given_name": "YOUSSEF", "family_name": "benali"}}},  # twice
+            namesake,
+            {"names": {}},  # not demographics
+        ],
+        operator_id=OPERATOR,
+        channel="assisted",
+    )
+    assert [o["status"] if isinstance(o, dict) else o.reason_code for o in outcomes] == [
+        "active",
+        "identity.duplicate",
+        "request.invalid",
+        "identity.duplicate",
+        "active",
+        "request.invalid",
+    ]
+    bad_phone = outcomes[2]
+    assert isinstance(bad_phone, DpiError)
+    assert [detail.pointer for detail in bad_phone.details] == ["/phone"]
+    records = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+    assert all(is_uin(record["uin"]) for record in records)
+    assert len({existing["uin"], *(record["uin"] for record in records)}) == 3
+    assert await count(register, PersonRow) == 3
+    for record in records:
+        assert (await register.person(record["uin"]))["enrolled_by"] == {
+            "channel": "assisted",
+            "operator_id": OPERATOR,
+        }
+        history = await register.history(record["uin"])
+        assert [event["action"] for event in history] == ["enrolled"]
+        assert "/names/latin/given_name" in history[0]["changed"]
+    # The duplicate rule holds for later single enrolments too, and the sectors' pseudonyms exist.
+    with pytest.raises(DpiError) as refused:
+        await register.enrol(youssef(), operator_id=OPERATOR, channel="assisted")
+    assert refused.value.reason_code == "identity.duplicate"
+    assert await register.translate(
+        pseudonym=await register.sector_pseudonym_for(records[0]["uin"], SECTORS[0]),
+        from_sector=SECTORS[0],
+        to_sector=SECTORS[1],
+        purpose="jobseeker-registration",
+        requester=OPERATOR,
+    )
+
+
+@pytest.mark.parametrize(
+    ("operator_id", "channel", "reason"),
+    [
+        (None, "assisted", "identity.actor_not_allowed"),
+        (OPERATOR, "web", "identity.actor_not_allowed"),
+        (OPERATOR, "sms", "request.invalid"),
+    ],
+)
+async def test_batch_enrolment_refuses_a_wrong_actor_and_writes_nothing(
+    register: PersonRegister, operator_id: str | None, channel: str, reason: str
+) -> None:
+    with pytest.raises(DpiError) as refused:
+        await register.enrol_many([amina(), youssef()], operator_id=operator_id, channel=channel)
+    assert refused.value.reason_code == reason
+    assert await count(register, PersonRow) == 0
+
+
+async def test_a_drawn_uin_already_given_is_drawn_again(register: PersonRegister) -> None:
+    first = await enrol_amina(register)
+    drawn = iter([first["uin"], first["uin"], "2345678906"])
+    repeating = PersonRegister(
+        register.sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, uin_source=drawn.__next__
+    )
+    outcomes = await repeating.enrol_many([youssef()], operator_id=OPERATOR, channel="assisted")
+    assert [outcome["uin"] for outcome in outcomes if isinstance(outcome, dict)] == ["2345678906"]
+    assert await count(register, PersonRow) == 2
 
 
 async def test_a_deceased_persons_namesake_can_be_enrolled(register: PersonRegister) -> None:
