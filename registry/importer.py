@@ -29,15 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import JSON, insert, inspect, select
+import msgspec
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import standards
 from dpi.errors import DpiError, ErrorDetail
 from registry.definition import RegistryDefinition, resolve
-from registry.models import IdentifierRow, RecordRow, RegistryBase
-from registry.service import RegistryService, bulk_rows
+from registry.models import IdentifierRow, RecordRow
+from registry.service import BulkTable, RegistryService, bulk_rows
 
 __all__ = [
     "MAPPING_SCHEMA",
@@ -360,28 +361,21 @@ async def _held(
     return {pair: documents[record_id] for pair, record_id in holders.items()}
 
 
-async def _copy(session: AsyncSession, model: type[RegistryBase], rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` with PostgreSQL COPY (through asyncpg, in the session's transaction), or as a
-    multi-row INSERT on other databases."""
+_JSON_ENCODER: Final = msgspec.json.Encoder()
+
+
+def _json_text(value: Any) -> str:
+    return _JSON_ENCODER.encode(value).decode()
+
+
+async def _copy(session: AsyncSession, table: BulkTable) -> None:
+    """Write ``table`` with PostgreSQL COPY (binary, through asyncpg, in the session's transaction)."""
     connection = await session.connection()
-    if connection.dialect.name != "postgresql":
-        await session.execute(insert(model), rows)
-        return
-    mapper = inspect(model)
-    columns = [(attribute.key, attribute.columns[0]) for attribute in mapper.column_attrs]
-    as_json = [isinstance(column.type, JSON) for _, column in columns]
-    encoded = [
-        tuple(
-            json.dumps(row.get(key), ensure_ascii=False) if is_json else row.get(key)
-            for (key, _), is_json in zip(columns, as_json, strict=True)
-        )
-        for row in rows
-    ]
+    mapper = inspect(table.model)
+    columns = [mapper.column_attrs[key].columns[0].name for key in table.keys]
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        model.__tablename__, records=encoded, columns=[column.name for _, column in columns]
-    )
+    await driver.copy_records_to_table(table.model.__tablename__, records=table.rows, columns=columns)
 
 
 @dataclass
@@ -422,9 +416,18 @@ async def _write(
             continue
         held.update(dict.fromkeys(line_pairs, document))
         fresh.append(document)
-    for model, rows in bulk_rows(definition, fresh, actor=actor, reason=reason, now=now).items():
-        if rows:
-            await _copy(session, model, rows)
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    tables = bulk_rows(
+        definition, fresh, actor=actor, reason=reason, now=now, encode_json=_json_text if postgres else None
+    )
+    for table in tables:
+        if not table.rows:
+            continue
+        if postgres:
+            await _copy(session, table)
+        else:
+            await session.execute(insert(table.model), table.as_dicts())
     outcome.created = len(fresh)
     return outcome
 
