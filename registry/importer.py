@@ -20,6 +20,7 @@ document declares.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections import Counter
@@ -513,22 +514,52 @@ async def import_lines(
         return await _import_all_or_nothing(
             service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
         )
+    # The next batch is read and checked in a worker thread while the previous one is written, so
+    # the database's work on one batch overlaps the checks of the next. Writes stay one at a time and
+    # in file order: each batch's identifier lookup sees every batch written before it.
+    source = iter(lines)
+    writing: asyncio.Task[None] | None = None
+    written = 0
+    while True:
+        try:
+            read, refused, batch = await asyncio.to_thread(_collect, definition, source, batch_size)
+        except BaseException:
+            if writing is not None:
+                await writing
+            raise
+        if writing is not None:
+            await writing
+            on_progress(written)
+        report.lines += read
+        refuse(refused)
+        if not read:
+            break
+        if batch.lines:
+            writing, written = asyncio.create_task(write_batch(batch)), read
+        else:
+            writing = None
+            on_progress(read)
+    return report
+
+
+def _collect(
+    definition: RegistryDefinition, source: Iterator[SourceLine], size: int
+) -> tuple[int, list[LineError], _Batch]:
+    """Read lines from ``source`` until ``size`` of them pass the registry's rules (or the file ends):
+    the number of lines read, the errors of the refused ones and the batch of the others."""
+    read = 0
+    refused: list[LineError] = []
     batch = _Batch()
-    for line in lines:
-        report.lines += 1
+    for line in source:
+        read += 1
         errors = _line_errors(definition, line)
         if errors:
-            refuse(errors)
+            refused += errors
         elif line.document is not None:
             batch.lines.append((line.line, line.document, definition.identifiers_of(line.document)))
-        if len(batch) >= batch_size:
-            await write_batch(batch)
-            on_progress(len(batch))
-            batch = _Batch()
-    if batch.lines:
-        await write_batch(batch)
-        on_progress(len(batch))
-    return report
+        if len(batch) >= size:
+            break
+    return read, refused, batch
 
 
 def _now(service: RegistryService) -> datetime:
