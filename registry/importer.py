@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -342,15 +342,35 @@ async def _held(
     """The document of the record holding each of ``pairs`` already, for the pairs that are held."""
     if not pairs:
         return {}
-    rows = (
-        await session.execute(
-            select(IdentifierRow.identifier_type, IdentifierRow.value, IdentifierRow.record_id).where(
-                IdentifierRow.registry_code == code,
-                IdentifierRow.identifier_type.in_({kind for kind, _ in pairs}),
-                IdentifierRow.value.in_({value for _, value in pairs}),
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # One probe of the primary key per pair. An IN list of thousands of bound parameters is not
+        # hashed by PostgreSQL: on a large table each row was compared with every value in turn.
+        ordered = sorted(pairs)
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT i.identifier_type, i.value, i.record_id FROM registry_identifier AS i "
+                    "JOIN unnest(CAST(:kinds AS varchar[]), CAST(:values AS varchar[])) AS p(kind, value) "
+                    "ON i.registry = :code AND i.identifier_type = p.kind AND i.value = p.value"
+                ),
+                {
+                    "code": code,
+                    "kinds": [kind for kind, _ in ordered],
+                    "values": [value for _, value in ordered],
+                },
             )
-        )
-    ).all()
+        ).all()
+    else:
+        rows = (
+            await session.execute(
+                select(IdentifierRow.identifier_type, IdentifierRow.value, IdentifierRow.record_id).where(
+                    IdentifierRow.registry_code == code,
+                    IdentifierRow.identifier_type.in_({kind for kind, _ in pairs}),
+                    IdentifierRow.value.in_({value for _, value in pairs}),
+                )
+            )
+        ).all()
     holders = {(row.identifier_type, row.value): row.record_id for row in rows}
     holders = {pair: record_id for pair, record_id in holders.items() if pair in pairs}
     if not holders:
