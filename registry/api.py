@@ -31,6 +31,7 @@ from registry.auth import (
     registry_scope,
     require_scope,
 )
+from registry.dedup import LIKELY, Deduplicator
 from registry.definition import RegistryDefinition
 from registry.service import Reader
 
@@ -69,6 +70,11 @@ _CONSENT = Parameter(
     description="The consent the read relies on, recorded in the read log.",
 )
 _STATUS = Parameter("status", "query", {"enum": list(_STATUSES)}, required=False)
+_DUPLICATE_STATUSES: Final = ("pending", "merged", "not_duplicate")
+_DUPLICATE_STATUS = Parameter(
+    "status", "query", {"enum": list(_DUPLICATE_STATUSES)}, required=False, description="Default: pending."
+)
+_DUPLICATE_ID = Parameter("duplicate_id", "path", {"type": "string", "maxLength": 36, "pattern": _UUID})
 _IDENTIFIER_TYPE = Parameter("identifier_type", "query", {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"})
 _IDENTIFIER = Parameter("identifier_value", "query", {"type": "string", "maxLength": 100})
 
@@ -94,6 +100,7 @@ def _uuid(request: Request[Any, Any, Any], name: str) -> str:
 def build_routes(runtime: RegistryRuntime) -> list[HTTPRouteHandler]:
     """Every HTTP handler of the block, bound to ``runtime``."""
     service = runtime.service
+    deduplicator = Deduplicator(service)
 
     def registry_of(request: Request[Any, Any, Any]) -> RegistryDefinition:
         return service.definition(str(request.path_params["code"]))
@@ -125,7 +132,9 @@ def build_routes(runtime: RegistryRuntime) -> list[HTTPRouteHandler]:
         "/{code:str}/v1/records",
         status_code=201,
         opt=Contract(
-            "Create a record (validated against the registry's schema; identifiers unique in the registry)",
+            "Create a record (validated against the registry's schema; identifiers unique in the registry). "
+            "A likely duplicate of an active record is refused with registry.duplicate_suspected and the "
+            "candidates; a possible one is created and queued for review.",
             {201: "registry-record@1.0.0"},
             request="registry-record-input@1.0.0",
             parameters=(_CODE_PARAMETER,),
@@ -137,8 +146,8 @@ def build_routes(runtime: RegistryRuntime) -> list[HTTPRouteHandler]:
         code = registry_of(request).code
         body = await read_json(request, "registry-record-input@1.0.0")
         principal = await authenticate(request, registry_scope(code, "write"))
-        return await service.create(
-            code, body["document"], actor=principal.subject, reason=body.get("reason")
+        return await deduplicator.create(
+            code, body["document"], actor=principal.subject, reason=body.get("reason"), refuse_at=LIKELY
         )
 
     @get(
@@ -412,6 +421,67 @@ def build_routes(runtime: RegistryRuntime) -> list[HTTPRouteHandler]:
             raise DpiError("auth.scope_missing", "a person may list only the reads about themself")
         return await service.reads_of_subject(identifier_type, value)
 
+    @get(
+        "/{code:str}/v1/duplicates",
+        opt=Contract(
+            "The duplicate review queue (pending entries unless a status is given), highest score first",
+            {200: "registry-duplicate-list@1.0.0"},
+            parameters=(_CODE_PARAMETER, _DUPLICATE_STATUS),
+            tags=_TAGS,
+            errors=_AUTHENTICATED,
+        ).as_opt(),
+    )
+    async def list_duplicates(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        code = registry_of(request).code
+        status = _query(request, "status") or "pending"
+        if status not in _DUPLICATE_STATUSES:
+            raise _invalid_parameter("status", "pending, merged or not_duplicate")
+        await authenticate(request, registry_scope(code, "merge"))
+        return await deduplicator.queue(code, status)
+
+    @get(
+        "/{code:str}/v1/duplicates/{duplicate_id:str}",
+        opt=Contract(
+            "One suspected duplicate: the two records, the score and its explanation, and the decision",
+            {200: "registry-duplicate@1.0.0"},
+            parameters=(_CODE_PARAMETER, _DUPLICATE_ID),
+            tags=_TAGS,
+            errors=_AUTHENTICATED,
+        ).as_opt(),
+    )
+    async def one_duplicate(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        code = registry_of(request).code
+        duplicate_id = _uuid(request, "duplicate_id")
+        await authenticate(request, registry_scope(code, "merge"))
+        return await deduplicator.entry(code, duplicate_id)
+
+    @post(
+        "/{code:str}/v1/duplicates/{duplicate_id:str}/decision",
+        status_code=200,
+        opt=Contract(
+            "Decide a suspected duplicate: merge (the survivor chosen keeps, the other redirects to it) "
+            "or not a duplicate; who, when and why stay with the entry",
+            {200: "registry-duplicate@1.0.0"},
+            request="registry-duplicate-decision@1.0.0",
+            parameters=(_CODE_PARAMETER, _DUPLICATE_ID),
+            tags=_TAGS,
+            errors=_AUTHENTICATED,
+        ).as_opt(),
+    )
+    async def decide_duplicate(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        code = registry_of(request).code
+        duplicate_id = _uuid(request, "duplicate_id")
+        body = await read_json(request, "registry-duplicate-decision@1.0.0")
+        principal = await authenticate(request, registry_scope(code, "merge"))
+        return await deduplicator.decide(
+            code,
+            duplicate_id,
+            merge=body["decision"] == "merge",
+            actor=principal.subject,
+            reason=body["reason"],
+            survivor_id=body.get("survivor_id"),
+        )
+
     return [
         definition,
         create_record,
@@ -428,4 +498,7 @@ def build_routes(runtime: RegistryRuntime) -> list[HTTPRouteHandler]:
         approve_change,
         reject_change,
         reads_about_person,
+        list_duplicates,
+        one_duplicate,
+        decide_duplicate,
     ]

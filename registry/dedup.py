@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -438,13 +438,18 @@ class Deduplicator:
                     people.append(person)
         return iter(people)
 
-    async def find(self, code: str, *, threshold: float = POSSIBLE) -> list[tuple[str, Match]]:
-        """Every pair of active records of ``code`` scoring at least ``threshold``, compared within blocks."""
+    async def find(
+        self, code: str, *, threshold: float = POSSIBLE, counts: Counter[str] | None = None
+    ) -> list[tuple[str, Match]]:
+        """Every pair of active records of ``code`` scoring at least ``threshold``, compared within blocks.
+        ``counts`` receives ``records`` (persons read) and ``compared`` (pairs scored)."""
         _, profile = self._profile(code)
         if profile is None:
             return []
         blocks: defaultdict[str, list[_Person]] = defaultdict(list)
+        records = 0
         for person in await self._people(code, profile):
+            records += 1
             for key in person.keys:
                 blocks[key].append(person)
         seen: set[tuple[str, str]] = set()
@@ -465,6 +470,9 @@ class Deduplicator:
                     match = _score(first, second)
                     if match.score >= threshold:
                         found.append((first.record_id, match))
+        if counts is not None:
+            counts["records"] += records
+            counts["compared"] += len(seen)
         return found
 
     async def run(self, code: str, *, actor: str, threshold: float = POSSIBLE) -> dict[str, int]:

@@ -35,6 +35,7 @@ __all__ = [
     "RegistryDefinition",
     "load_definitions",
     "resolve",
+    "values_at",
 ]
 
 DEFINITIONS_DIRECTORY: Final = Path(__file__).parent / "definitions"
@@ -69,8 +70,10 @@ def _unescape(token: str) -> str:
     return token.replace("~1", "/").replace("~0", "~")
 
 
-def _tokens(pointer: str) -> list[str]:
-    return [_unescape(token) for token in pointer.split("/")[1:]]
+@cache
+def _tokens(pointer: str) -> tuple[str, ...]:
+    # Definitions name a few dozen pointers, read for every record: each is parsed once.
+    return tuple(_unescape(token) for token in pointer.split("/")[1:])
 
 
 def _walk(value: Any, tokens: Sequence[str], path: str) -> Iterator[tuple[str, Any]]:
@@ -88,10 +91,28 @@ def _walk(value: Any, tokens: Sequence[str], path: str) -> Iterator[tuple[str, A
         yield from _walk(value[head], rest, f"{path}/{escaped}")
 
 
+def _reach(value: Any, tokens: Sequence[str], start: int) -> list[Any]:
+    for index in range(start, len(tokens)):
+        head = tokens[index]
+        if head == "*":
+            if not isinstance(value, list):
+                return []
+            return [found for item in value for found in _reach(item, tokens, index + 1)]
+        if not isinstance(value, dict) or head not in value:
+            return []
+        value = value[head]
+    return [value]
+
+
 def resolve(document: Any, pointer: str) -> list[tuple[str, Any]]:
     """Every value ``pointer`` reaches in ``document`` with its concrete pointer (``*`` expanded);
     nothing for a path that is absent."""
     return list(_walk(document, _tokens(pointer), ""))
+
+
+def values_at(document: Any, pointer: str) -> list[Any]:
+    """The values of :func:`resolve` without their concrete pointers (cheaper, for bulk work)."""
+    return _reach(document, _tokens(pointer), 0)
 
 
 @dataclass(frozen=True)
@@ -139,10 +160,10 @@ class Attribute:
         if self.compose:
             if not isinstance(value, dict):
                 return None
-            parts = [resolve(value, pointer) for pointer in self.compose]
-            if not all(len(part) == 1 and isinstance(part[0][1], str) for part in parts):
+            parts = [values_at(value, pointer) for pointer in self.compose]
+            if not all(len(part) == 1 and isinstance(part[0], str) for part in parts):
                 return None
-            value = "-".join(part[0][1] for part in parts)
+            value = "-".join(part[0] for part in parts)
         if self.type == "string" and isinstance(value, str):
             return self.normalized(value)[:_MAX_TEXT], None, None
         if self.type == "boolean" and isinstance(value, bool):
@@ -273,7 +294,7 @@ class RegistryDefinition:
         pairs: list[tuple[str, str]] = []
         for field in self.identifiers:
             if field.applies_to(record_type):
-                pairs += [(field.type, value) for _, value in resolve(document, field.pointer)]
+                pairs += [(field.type, value) for value in values_at(document, field.pointer)]
         return list(dict.fromkeys(pairs))
 
     def subjects_of(self, document: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -281,7 +302,7 @@ class RegistryDefinition:
         pairs = [
             (identifier_type, value)
             for pointer, identifier_type in self.subjects
-            for _, value in resolve(document, pointer)
+            for value in values_at(document, pointer)
             if isinstance(value, str)
         ]
         return list(dict.fromkeys(pairs))
@@ -291,7 +312,7 @@ class RegistryDefinition:
         values: list[AttributeValue] = []
         for attribute in self.attributes.values():
             position = 0
-            for _, raw in resolve(document, attribute.pointer):
+            for raw in values_at(document, attribute.pointer):
                 converted = attribute.convert(raw)
                 if converted is None:
                     continue

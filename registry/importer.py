@@ -20,6 +20,7 @@ document declares.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections import Counter
@@ -29,15 +30,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import JSON, insert, inspect, select
+import msgspec
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import standards
 from dpi.errors import DpiError, ErrorDetail
 from registry.definition import RegistryDefinition, resolve
-from registry.models import IdentifierRow, RecordRow, RegistryBase
-from registry.service import RegistryService, bulk_rows
+from registry.models import IdentifierRow, RecordRow
+from registry.service import BulkTable, RegistryService, bulk_rows
 
 __all__ = [
     "MAPPING_SCHEMA",
@@ -340,15 +342,35 @@ async def _held(
     """The document of the record holding each of ``pairs`` already, for the pairs that are held."""
     if not pairs:
         return {}
-    rows = (
-        await session.execute(
-            select(IdentifierRow.identifier_type, IdentifierRow.value, IdentifierRow.record_id).where(
-                IdentifierRow.registry_code == code,
-                IdentifierRow.identifier_type.in_({kind for kind, _ in pairs}),
-                IdentifierRow.value.in_({value for _, value in pairs}),
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # One probe of the primary key per pair. An IN list of thousands of bound parameters is not
+        # hashed by PostgreSQL: on a large table each row was compared with every value in turn.
+        ordered = sorted(pairs)
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT i.identifier_type, i.value, i.record_id FROM registry_identifier AS i "
+                    "JOIN unnest(CAST(:kinds AS varchar[]), CAST(:values AS varchar[])) AS p(kind, value) "
+                    "ON i.registry = :code AND i.identifier_type = p.kind AND i.value = p.value"
+                ),
+                {
+                    "code": code,
+                    "kinds": [kind for kind, _ in ordered],
+                    "values": [value for _, value in ordered],
+                },
             )
-        )
-    ).all()
+        ).all()
+    else:
+        rows = (
+            await session.execute(
+                select(IdentifierRow.identifier_type, IdentifierRow.value, IdentifierRow.record_id).where(
+                    IdentifierRow.registry_code == code,
+                    IdentifierRow.identifier_type.in_({kind for kind, _ in pairs}),
+                    IdentifierRow.value.in_({value for _, value in pairs}),
+                )
+            )
+        ).all()
     holders = {(row.identifier_type, row.value): row.record_id for row in rows}
     holders = {pair: record_id for pair, record_id in holders.items() if pair in pairs}
     if not holders:
@@ -360,28 +382,21 @@ async def _held(
     return {pair: documents[record_id] for pair, record_id in holders.items()}
 
 
-async def _copy(session: AsyncSession, model: type[RegistryBase], rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` with PostgreSQL COPY (through asyncpg, in the session's transaction), or as a
-    multi-row INSERT on other databases."""
+_JSON_ENCODER: Final = msgspec.json.Encoder()
+
+
+def _json_text(value: Any) -> str:
+    return _JSON_ENCODER.encode(value).decode()
+
+
+async def _copy(session: AsyncSession, table: BulkTable) -> None:
+    """Write ``table`` with PostgreSQL COPY (binary, through asyncpg, in the session's transaction)."""
     connection = await session.connection()
-    if connection.dialect.name != "postgresql":
-        await session.execute(insert(model), rows)
-        return
-    mapper = inspect(model)
-    columns = [(attribute.key, attribute.columns[0]) for attribute in mapper.column_attrs]
-    as_json = [isinstance(column.type, JSON) for _, column in columns]
-    encoded = [
-        tuple(
-            json.dumps(row.get(key), ensure_ascii=False) if is_json else row.get(key)
-            for (key, _), is_json in zip(columns, as_json, strict=True)
-        )
-        for row in rows
-    ]
+    mapper = inspect(table.model)
+    columns = [mapper.column_attrs[key].columns[0].name for key in table.keys]
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        model.__tablename__, records=encoded, columns=[column.name for _, column in columns]
-    )
+    await driver.copy_records_to_table(table.model.__tablename__, records=table.rows, columns=columns)
 
 
 @dataclass
@@ -422,9 +437,18 @@ async def _write(
             continue
         held.update(dict.fromkeys(line_pairs, document))
         fresh.append(document)
-    for model, rows in bulk_rows(definition, fresh, actor=actor, reason=reason, now=now).items():
-        if rows:
-            await _copy(session, model, rows)
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    tables = bulk_rows(
+        definition, fresh, actor=actor, reason=reason, now=now, encode_json=_json_text if postgres else None
+    )
+    for table in tables:
+        if not table.rows:
+            continue
+        if postgres:
+            await _copy(session, table)
+        else:
+            await session.execute(insert(table.model), table.as_dicts())
     outcome.created = len(fresh)
     return outcome
 
@@ -510,22 +534,52 @@ async def import_lines(
         return await _import_all_or_nothing(
             service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
         )
+    # The next batch is read and checked in a worker thread while the previous one is written, so
+    # the database's work on one batch overlaps the checks of the next. Writes stay one at a time and
+    # in file order: each batch's identifier lookup sees every batch written before it.
+    source = iter(lines)
+    writing: asyncio.Task[None] | None = None
+    written = 0
+    while True:
+        try:
+            read, refused, batch = await asyncio.to_thread(_collect, definition, source, batch_size)
+        except BaseException:
+            if writing is not None:
+                await writing
+            raise
+        if writing is not None:
+            await writing
+            on_progress(written)
+        report.lines += read
+        refuse(refused)
+        if not read:
+            break
+        if batch.lines:
+            writing, written = asyncio.create_task(write_batch(batch)), read
+        else:
+            writing = None
+            on_progress(read)
+    return report
+
+
+def _collect(
+    definition: RegistryDefinition, source: Iterator[SourceLine], size: int
+) -> tuple[int, list[LineError], _Batch]:
+    """Read lines from ``source`` until ``size`` of them pass the registry's rules (or the file ends):
+    the number of lines read, the errors of the refused ones and the batch of the others."""
+    read = 0
+    refused: list[LineError] = []
     batch = _Batch()
-    for line in lines:
-        report.lines += 1
+    for line in source:
+        read += 1
         errors = _line_errors(definition, line)
         if errors:
-            refuse(errors)
+            refused += errors
         elif line.document is not None:
             batch.lines.append((line.line, line.document, definition.identifiers_of(line.document)))
-        if len(batch) >= batch_size:
-            await write_batch(batch)
-            on_progress(len(batch))
-            batch = _Batch()
-    if batch.lines:
-        await write_batch(batch)
-        on_progress(len(batch))
-    return report
+        if len(batch) >= size:
+            break
+    return read, refused, batch
 
 
 def _now(service: RegistryService) -> datetime:

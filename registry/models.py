@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,10 +86,17 @@ class AttributeRow(RegistryBase):
     """One searchable value of an active record, in the column of its type (the others are null)."""
 
     __tablename__ = "registry_attribute"
-    __table_args__ = (
-        Index("ix_registry_attribute_text", "registry", "attribute", "value_text", "record_id"),
-        Index("ix_registry_attribute_number", "registry", "attribute", "value_number", "record_id"),
-        Index("ix_registry_attribute_date", "registry", "attribute", "value_date", "record_id"),
+    __table_args__ = tuple(
+        Index(
+            f"ix_registry_attribute_{kind}",
+            "registry",
+            "attribute",
+            column,
+            "record_id",
+            postgresql_where=text(f"{column} IS NOT NULL"),
+            sqlite_where=text(f"{column} IS NOT NULL"),
+        )
+        for kind, column in (("text", "value_text"), ("number", "value_number"), ("date", "value_date"))
     )
 
     record_id: Mapped[str] = mapped_column(_ID, primary_key=True)

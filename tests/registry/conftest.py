@@ -9,13 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi import db
+from dpi.app import DpiApp, create_app, migrate
+from dpi.settings import Settings
+from registry.block import registry_block
 from registry.definition import load_definitions
 from registry.service import RegistryService
 from registry.synthetic import generate
+from tests.consent.conftest import TokenIssuer
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "registry" / "migrations"
 SUBJECT_KEY = b"k" * 32
@@ -50,3 +56,22 @@ def person() -> dict[str, Any]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+@pytest.fixture
+def issuer() -> TokenIssuer:
+    return TokenIssuer()
+
+
+@pytest.fixture
+async def app(settings: Settings, issuer: TokenIssuer) -> DpiApp:
+    block = registry_block(token_verifier=lambda _settings: issuer.verifier())
+    await migrate(settings, [block])
+    return create_app(settings, blocks=[block])
+
+
+@pytest.fixture
+async def client(app: DpiApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` with its lifespan running, as a server would."""
+    async with AsyncTestClient(app=app) as client:
+        yield client

@@ -3,41 +3,17 @@ read audit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 import standards
-from dpi.app import DpiApp, create_app, migrate
 from dpi.openapi import undocumented_bodies
-from dpi.settings import Settings
-from registry.block import registry_block
 from tests.consent.conftest import TokenIssuer
 from tests.registry.conftest import sample
 
 OFFICER = "officer-17"
-
-
-@pytest.fixture
-def issuer() -> TokenIssuer:
-    return TokenIssuer()
-
-
-@pytest.fixture
-async def app(settings: Settings, issuer: TokenIssuer) -> DpiApp:
-    block = registry_block(token_verifier=lambda _settings: issuer.verifier())
-    await migrate(settings, [block])
-    return create_app(settings, blocks=[block])
-
-
-@pytest.fixture
-async def client(app: DpiApp) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``app`` with its lifespan running, as a server would."""
-    async with AsyncTestClient(app=app) as client:
-        yield client
 
 
 def _auth(issuer: TokenIssuer, subject: str, *scopes: str, member: str | None = None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from dpi.errors import DpiError
 from registry.cli import registry_group
 from registry.importer import ImportMapping, LineError, import_lines, read_file
 from registry.models import AttributeRow, IdentifierRow, RecordRow, VersionRow
-from registry.service import RegistryService
+from registry.service import Reader, RegistryService
 from registry.synthetic import generate, uin
 
 CIVIL_CSV = Path(__file__).resolve().parents[2] / "registry" / "mappings" / "civil-person.json"
@@ -75,6 +75,10 @@ async def test_a_jsonl_file_is_imported_once(service: RegistryService, tmp_path:
     assert found is not None
     history = await service.history("civil", found)
     assert history["versions"][0]["actor"] == "importer"
+    assert history["versions"][0]["patch"] == [{"op": "add", "path": "", "value": documents[3]}]
+    record = await service.read("civil", found, reader=Reader("clerk", purpose="civil-registration"))
+    assert record["document"] == documents[3]
+    assert record["identifiers"] == [{"type": "UIN", "value": documents[3]["uin"]}]
 
 
 async def test_a_line_repeated_in_the_file_is_imported_once(service: RegistryService, tmp_path: Path) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import standards
 from dpi.errors import DpiError
 from dpi.models import OutboxMessage
 from registry import rfc6902
 from registry.models import AttributeRow, IdentifierRow, ReadRow
-from registry.service import Reader, RegistryService
+from registry.service import Reader, RegistryService, new_record_id
 from tests.registry.conftest import OFFICER, SECOND_OFFICER, sample
 
 CLERK = Reader("DPI/GOV/MOI/civil-registry", purpose="civil-registration")
@@ -437,3 +439,21 @@ async def test_changes_are_announced_through_the_outbox_without_personal_data(
     assert message is not None
     assert message.topic == "registry.civil.created"
     assert person["uin"] not in str(message.payload)
+
+
+def test_record_ids_are_uuid7_growing_with_time() -> None:
+    ids = [new_record_id() for _ in range(200)]
+    assert all(uuid.UUID(value).version == 7 for value in ids)
+    assert all(uuid.UUID(value).variant == uuid.RFC_4122 for value in ids)
+    # Within one millisecond the order is random; across milliseconds it follows time.
+    assert [value[:13] for value in ids] == sorted(value[:13] for value in ids)
+    assert len(set(ids)) == len(ids)
+
+
+async def test_the_first_version_adds_the_whole_document(
+    service: RegistryService, person: dict[str, Any]
+) -> None:
+    created = await service.create("civil", person, actor=OFFICER)
+    history = await service.history("civil", created["record_id"])
+    assert history["versions"][0]["patch"] == [{"op": "add", "path": "", "value": person}]
+    standards.validator("registry-history@1.0.0").check(history)
