@@ -1,0 +1,59 @@
+"""Registry block, DCI API: registered senders, received message ids, asynchronous transactions.
+
+Revision ID: registry_0002_dci
+Revises: registry_0001
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "registry_0002_dci"
+down_revision: str | None = "registry_0001"
+branch_labels: Sequence[str] | None = None
+depends_on: Sequence[str] | None = None
+
+_SENDER = sa.String(100)
+_MESSAGE = sa.String(100)
+_TS = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "registry_dci_sender",
+        sa.Column("sender_id", _SENDER, primary_key=True),
+        sa.Column("jwks", sa.JSON(), nullable=False),
+        sa.Column("callback_url", sa.String(500), nullable=True),
+        sa.Column("grants", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+    )
+    op.create_table(
+        "registry_dci_message",
+        sa.Column("sender_id", _SENDER, primary_key=True),
+        sa.Column("message_id", _MESSAGE, primary_key=True),
+        sa.Column("received_at", _TS, nullable=False),
+    )
+    op.create_index("ix_registry_dci_message_received", "registry_dci_message", ["received_at"])
+    op.create_table(
+        "registry_dci_transaction",
+        sa.Column("sender_id", _SENDER, primary_key=True),
+        sa.Column("transaction_id", _MESSAGE, primary_key=True),
+        sa.Column("registry", sa.String(32), nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("correlation_id", sa.String(36), nullable=False),
+        sa.Column("status", sa.String(4), nullable=False),
+        sa.Column("request", sa.JSON(), nullable=False),
+        sa.Column("response", sa.JSON(), nullable=True),
+        sa.Column("received_at", _TS, nullable=False),
+        sa.Column("completed_at", _TS, nullable=True),
+    )
+    op.create_index("ix_registry_dci_transaction_correlation", "registry_dci_transaction", ["correlation_id"])
+
+
+def downgrade() -> None:
+    for table in ("registry_dci_transaction", "registry_dci_message", "registry_dci_sender"):
+        op.drop_table(table)
