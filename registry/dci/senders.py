@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dpi.signing import SignatureError, jwks_key_resolver
+from dpi.signing import SignatureError, verification_algorithm
 from registry.definition import RegistryDefinition
 from registry.models import DciSenderRow
 
@@ -90,10 +90,9 @@ def _check_jwks(jwks: Any) -> dict[str, Any]:
         if private & key.keys():
             raise SenderError(f"key {key['kid']} holds private members: register public keys only")
         public.append(dict(key))
-    resolver = jwks_key_resolver({"keys": public})
     for key in public:
         try:
-            resolver(key["kid"])
+            verification_algorithm(key)
         except SignatureError as error:
             raise SenderError(f"key {key['kid']}: {error}") from None
     return {"keys": public}
