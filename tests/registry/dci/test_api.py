@@ -465,3 +465,76 @@ async def test_capabilities_declare_what_is_accepted(client: httpx.AsyncClient) 
     assert {entry["code"]: entry["dci"]["base_url"] for entry in block["registries"]}[
         "civil"
     ] == "/registry/civil"
+
+
+async def test_callbacks_to_internal_addresses_are_not_sent_and_end_after_the_last_attempt(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    registered: DciClient,
+    persons: list[dict[str, Any]],
+    searcher: Searcher,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    body = registered.search(item("idtype-value", {"type": "UIN", "value": persons[0]["uin"]}))
+    assert (await _post(client, "/registry/civil/registry/search", body)).status_code == 200
+    sent: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
+        for attempt in range(1, 9):
+            report = await dispatch_once(
+                searcher, _app_keys(settings).active(), http, system_id=lambda code: f"registry:{code}"
+            )
+            assert (report.delivered, report.failed + report.given_up) == (0, 1)
+            assert report.given_up == (1 if attempt == 8 else 0)
+            async with sessions.begin() as session:
+                await session.execute(
+                    OutboxMessage.__table__.update()
+                    .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.attempts < 8)
+                    .values(available_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+        assert sent == []  # http:// to a name: refused before any connection
+        async with sessions() as session:
+            message = await session.scalar(select(OutboxMessage))
+        assert message is not None
+        assert message.last_error == "the receiver's URL is not https"
+        assert (
+            await dispatch_once(searcher, _app_keys(settings).active(), http, system_id=str)
+        ).answered == 0
+
+
+async def test_senders_without_a_callback_read_answers_by_transaction_status(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    service: RegistryService,
+    sender: DciClient,
+    persons: list[dict[str, Any]],
+    searcher: Searcher,
+) -> None:
+    await add_sender(
+        service.sessions, service.definitions, sender.sender_id, jwks=sender.jwks(), grants=["civil"]
+    )
+    body = sender.search(item("idtype-value", {"type": "UIN", "value": persons[1]["uin"]}))
+    ack = (await _post(client, "/registry/civil/registry/search", body)).json()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: httpx.Response(500))) as http:
+        report = await dispatch_once(searcher, _app_keys(settings).active(), http, system_id=str)
+    assert (report.answered, report.failed) == (1, 0)
+    status = sender.envelope(
+        {
+            "transaction_id": "status-3",
+            "txnstatus_request": {
+                "reference_id": "s-3",
+                "txn_type": "search",
+                "attribute_type": "correlation_id",
+                "attribute_value": ack["message"]["correlation_id"],
+            },
+        },
+        action="txn-status",
+    )
+    answer = (await _post(client, "/registry/civil/registry/txn/status", status)).json()
+    [found] = answer["message"]["txnstatus_response"]["search_response"]
+    [record] = found["data"]["reg_records"]
+    assert record["document"] == persons[1]  # a whole-registry grant reads whole records

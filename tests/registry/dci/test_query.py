@@ -19,7 +19,8 @@ from dpi import db
 from dpi.errors import DpiError
 from registry.dci.query import compile_condition, parse_query
 from registry.definition import load_definitions
-from registry.models import AttributeRow, RecordRow, RegistryBase
+from registry.models import AttributeRow, RecordRow
+from tests.registry.conftest import MIGRATIONS
 
 DEFINITION = load_definitions()["jobseekers"]
 NAMES = ["amina", "amir", "ali", "youssef", "aïcha"]
@@ -179,8 +180,8 @@ async def _selected(
 ) -> set[str]:
     engine = db.create_engine(database_url)
     try:
+        await db.upgrade(engine, [MIGRATIONS])
         async with engine.begin() as connection:
-            await connection.run_sync(RegistryBase.metadata.create_all)
             await connection.execute(delete(AttributeRow))
             await connection.execute(delete(RecordRow))
             record_rows, attribute_rows = _rows(records)
