@@ -30,6 +30,7 @@ from registry.dci.callbacks import accept_search, search_response, transaction_s
 from registry.dci.envelope import (
     DCI_VERSION,
     MESSAGE_WINDOW,
+    Received,
     error_document,
     new_header,
     parse,
@@ -40,6 +41,7 @@ from registry.dci.envelope import (
 )
 from registry.dci.query import OPERATORS, QUERY_TYPES
 from registry.dci.search import DEFAULT_PAGE_SIZE, MAX_BATCH, MAX_PAGE_SIZE, Searcher, reg_type
+from registry.dci.senders import Sender
 from registry.definition import RegistryDefinition
 from registry.service import RegistryService
 
@@ -165,13 +167,18 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
             action, now=now, sender_id=runtime.system_id(definition.code), receiver_id=receiver, **extra
         )
 
-    async def sync_search_work(definition: RegistryDefinition, raw: bytes, now: datetime) -> dict[str, Any]:
-        received = parse(raw, "dci-search-request@1.0.0", action="search", items="search_request")
+    async def authenticated(definition: RegistryDefinition, received: Received, now: datetime) -> Sender:
+        """The sender of an envelope that passed every check, its message id now remembered."""
         async with service.sessions.begin() as session:
             sender = await verify(session, received, registry=definition.code, now=now, window=MESSAGE_WINDOW)
             await record_message_id(
                 session, sender.sender_id, str(received.header["message_id"]), now=now, window=MESSAGE_WINDOW
             )
+        return sender
+
+    async def sync_search_work(definition: RegistryDefinition, raw: bytes, now: datetime) -> dict[str, Any]:
+        received = parse(raw, "dci-search-request@1.0.0", action="search", items="search_request")
+        sender = await authenticated(definition, received, now)
         items = received.message["search_request"]
         answers = await runtime.searcher.answer(
             definition, sender, items, now=now, problems=received.item_problems
@@ -221,11 +228,7 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
 
     async def status_work(definition: RegistryDefinition, raw: bytes, now: datetime) -> dict[str, Any]:
         received = parse(raw, "dci-txn-status-request@1.0.0", action="txn-status")
-        async with service.sessions.begin() as session:
-            sender = await verify(session, received, registry=definition.code, now=now, window=MESSAGE_WINDOW)
-            await record_message_id(
-                session, sender.sender_id, str(received.header["message_id"]), now=now, window=MESSAGE_WINDOW
-            )
+        sender = await authenticated(definition, received, now)
         asked = received.message["txnstatus_request"]
         row = await transaction_status(
             service, sender.sender_id, definition.code, asked["attribute_type"], asked["attribute_value"]

@@ -109,6 +109,22 @@ async def _post(client: httpx.AsyncClient, path: str, body: Any) -> httpx.Respon
     return await client.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
 
 
+def _status_request(sender: DciClient, attribute_type: str, value: str) -> dict[str, Any]:
+    """A txn/status envelope asking about a search by ``attribute_type``."""
+    return sender.envelope(
+        {
+            "transaction_id": f"status-{value}"[:100],
+            "txnstatus_request": {
+                "reference_id": "status",
+                "txn_type": "search",
+                "attribute_type": attribute_type,
+                "attribute_value": value,
+            },
+        },
+        action="txn-status",
+    )
+
+
 def _refused(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -354,18 +370,7 @@ async def test_async_search_acknowledges_then_delivers_a_signed_on_search(
     standards.validator("dci-ack@1.0.0").check(ack.json())
     correlation_id = ack.json()["message"]["correlation_id"]
 
-    status_body = registered.envelope(
-        {
-            "transaction_id": "status-1",
-            "txnstatus_request": {
-                "reference_id": "s-1",
-                "txn_type": "search",
-                "attribute_type": "transaction_id",
-                "attribute_value": transaction_id,
-            },
-        },
-        action="txn-status",
-    )
+    status_body = _status_request(registered, "transaction_id", transaction_id)
     pending = await _post(client, "/registry/civil/registry/txn/status", status_body)
     assert pending.status_code == 200, pending.text
     standards.validator("dci-txn-status-response@1.0.0").check(pending.json())
@@ -424,7 +429,7 @@ async def test_async_search_acknowledges_then_delivers_a_signed_on_search(
     done = await _post(
         client,
         "/registry/civil/registry/txn/status",
-        registered.envelope(status_body["message"], action="txn-status"),
+        _status_request(registered, "transaction_id", transaction_id),
     )
     assert done.json()["message"]["txnstatus_response"]["txn_status"] == "succ"
     assert (
@@ -436,18 +441,7 @@ async def test_async_search_acknowledges_then_delivers_a_signed_on_search(
 async def test_transaction_status_of_unknown_or_others_transactions_is_404(
     client: httpx.AsyncClient, registered: DciClient
 ) -> None:
-    body = registered.envelope(
-        {
-            "transaction_id": "status-2",
-            "txnstatus_request": {
-                "reference_id": "s-2",
-                "txn_type": "search",
-                "attribute_type": "correlation_id",
-                "attribute_value": "4b1c9a52-8d0c-4d0c-9d1e-6f1f1a2b3c4d",
-            },
-        },
-        action="txn-status",
-    )
+    body = _status_request(registered, "correlation_id", "4b1c9a52-8d0c-4d0c-9d1e-6f1f1a2b3c4d")
     _refused(await _post(client, "/registry/civil/registry/txn/status", body), 404, "err.request.not_found")
 
 
@@ -522,18 +516,7 @@ async def test_senders_without_a_callback_read_answers_by_transaction_status(
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: httpx.Response(500))) as http:
         report = await dispatch_once(searcher, _app_keys(settings).active(), http, system_id=str)
     assert (report.answered, report.failed) == (1, 0)
-    status = sender.envelope(
-        {
-            "transaction_id": "status-3",
-            "txnstatus_request": {
-                "reference_id": "s-3",
-                "txn_type": "search",
-                "attribute_type": "correlation_id",
-                "attribute_value": ack["message"]["correlation_id"],
-            },
-        },
-        action="txn-status",
-    )
+    status = _status_request(sender, "correlation_id", ack["message"]["correlation_id"])
     answer = (await _post(client, "/registry/civil/registry/txn/status", status)).json()
     [found] = answer["message"]["txnstatus_response"]["search_response"]
     [record] = found["data"]["reg_records"]
