@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
-from registry import api, demo
+from registry import api, changes, demo
 from registry.auth import JwtTokenVerifier, TokenVerifier
 from registry.cli import registry_group
 from registry.dci import api as dci_api
@@ -125,6 +125,7 @@ def registry_block(
         routes=lambda context: [
             *api.build_routes(runtime_for(context)),
             *dci_api.build_routes(runtime_for(context).dci),
+            *changes.build_routes(runtime_for(context), clock),
         ],
         lifespan=lifespan,
         cli=registry_group,

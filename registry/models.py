@@ -106,6 +106,7 @@ class VersionRow(RegistryBase):
     """One version of a record: what happened, who, when, why, and the RFC 6902 patch from the one before."""
 
     __tablename__ = "registry_version"
+    __table_args__ = (Index("ix_registry_version_feed", "registry", "at", "record_id", "version"),)
 
     record_id: Mapped[str] = mapped_column(_ID, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,4 +1,5 @@
-"""Registry block, DCI API: registered senders, received message ids, asynchronous transactions.
+"""Registry block, DCI API: registered senders, received message ids, asynchronous transactions, and the
+index the change feed reads versions through.
 
 Revision ID: registry_0002_dci
 Revises: registry_0001
@@ -52,8 +53,12 @@ def upgrade() -> None:
         sa.Column("completed_at", _TS, nullable=True),
     )
     op.create_index("ix_registry_dci_transaction_correlation", "registry_dci_transaction", ["correlation_id"])
+    op.create_index(
+        "ix_registry_version_feed", "registry_version", ["registry", "at", "record_id", "version"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_registry_version_feed", "registry_version")
     for table in ("registry_dci_transaction", "registry_dci_message", "registry_dci_sender"):
         op.drop_table(table)
