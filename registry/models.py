@@ -30,6 +30,7 @@ __all__ = [
     "ChangeRequestRow",
     "DciMessageRow",
     "DciSenderRow",
+    "DciSubscriptionRow",
     "DciTransactionRow",
     "IdentifierRow",
     "ReadRow",
@@ -212,3 +213,20 @@ class DciTransactionRow(RegistryBase):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(_TS)
     completed_at: Mapped[datetime | None] = mapped_column(_TS)
+
+
+class DciSubscriptionRow(RegistryBase):
+    """A sender's DCI subscription to events of a registry: notified through its callback until it
+    unsubscribes (``status`` active or unsubscribed)."""
+
+    __tablename__ = "registry_dci_subscription"
+    __table_args__ = (Index("ix_registry_dci_subscription_registry", "registry", "status"),)
+
+    subscription_code: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(100))
+    registry_code: Mapped[str] = mapped_column("registry", _CODE)
+    reference_id: Mapped[str] = mapped_column(String(100))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(_TS)
+    ended_at: Mapped[datetime | None] = mapped_column(_TS)

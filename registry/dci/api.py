@@ -6,6 +6,9 @@ https://github.com/spdci/standards), with the registry's base URL ``/registry/{c
   the sender's registered callback URL (:mod:`registry.dci.callbacks`);
 - ``POST /registry/{code}/registry/txn/status``: the status, and once ready the answers, of an
   asynchronous search of the same sender;
+- ``POST /registry/{code}/registry/subscribe`` and ``.../unsubscribe``: subscriptions to the registry's
+  events, answered at once; notifications go to ``<callback>/notify``
+  (:mod:`registry.dci.subscriptions`);
 - ``GET /registry/{code}/registry/capabilities``: what this registry accepts (``dci-capabilities``).
 
 Refused envelopes are HTTP 4xx with the ``dci-error`` body and the DCI code, in the order
@@ -42,6 +45,7 @@ from registry.dci.envelope import (
 from registry.dci.query import OPERATORS, QUERY_TYPES
 from registry.dci.search import DEFAULT_PAGE_SIZE, MAX_BATCH, MAX_PAGE_SIZE, Searcher, reg_type
 from registry.dci.senders import Sender
+from registry.dci.subscriptions import event_names, subscribe, unsubscribe
 from registry.definition import RegistryDefinition
 from registry.service import RegistryService
 
@@ -59,7 +63,14 @@ _CODE_PARAMETER = Parameter(
 def endpoints(code: str) -> list[str]:
     """The DCI endpoints of registry ``code``."""
     base = f"/registry/{code}/registry"
-    return [f"{base}/sync/search", f"{base}/search", f"{base}/txn/status", f"{base}/capabilities"]
+    return [
+        f"{base}/sync/search",
+        f"{base}/search",
+        f"{base}/txn/status",
+        f"{base}/subscribe",
+        f"{base}/unsubscribe",
+        f"{base}/capabilities",
+    ]
 
 
 def capabilities_document(definition: RegistryDefinition) -> dict[str, Any]:
@@ -102,6 +113,7 @@ def capabilities_document(definition: RegistryDefinition) -> dict[str, Any]:
             "jwks_uri": "/.well-known/jwks.json",
         },
         "message_window_seconds": int(MESSAGE_WINDOW.total_seconds()),
+        "event_types": event_names(definition),
         "purpose": "search_criteria.consent.purpose (purpose-codes), required for registries about persons",
     }
 
@@ -260,6 +272,79 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
     async def txn_status(request: Request[Any, Any, Any]) -> Response[Any]:
         return await refused_as_dci(request, status_work)
 
+    async def subscribe_work(definition: RegistryDefinition, raw: bytes, now: datetime) -> dict[str, Any]:
+        received = parse(raw, "dci-subscribe-request@1.0.0", action="subscribe", items="subscribe_request")
+        sender = await authenticated(definition, received, now)
+        answers = await subscribe(
+            service,
+            definition,
+            sender,
+            received.message["subscribe_request"],
+            now=now,
+            problems=received.item_problems,
+        )
+        header = answer_header(
+            definition,
+            "on-subscribe",
+            sender.sender_id,
+            now,
+            status="succ",
+            total_count=len(answers),
+            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
+        )
+        message = {
+            "transaction_id": str(received.message["transaction_id"]),
+            "correlation_id": header["message_id"],
+            "subscribe_response": answers,
+        }
+        return signed(header, message, runtime.keys.active())
+
+    @post(
+        "/{code:str}/registry/subscribe",
+        status_code=200,
+        opt=_contract(
+            "DCI subscribe: each item a subscription to events of the registry, notified to the callback",
+            "dci-subscribe-response@1.0.0",
+            "dci-subscribe-request@1.0.0",
+        ),
+    )
+    async def subscribe_route(request: Request[Any, Any, Any]) -> Response[Any]:
+        return await refused_as_dci(request, subscribe_work)
+
+    async def unsubscribe_work(definition: RegistryDefinition, raw: bytes, now: datetime) -> dict[str, Any]:
+        received = parse(raw, "dci-unsubscribe-request@1.0.0", action="unsubscribe")
+        sender = await authenticated(definition, received, now)
+        answers = await unsubscribe(
+            service, definition.code, sender, received.message["subscription_codes"], now=now
+        )
+        header = answer_header(
+            definition,
+            "on-unsubscribe",
+            sender.sender_id,
+            now,
+            status="succ",
+            total_count=len(answers),
+            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
+        )
+        message = {
+            "transaction_id": str(received.message["transaction_id"]),
+            "correlation_id": header["message_id"],
+            "unsubscribe_response": answers,
+        }
+        return signed(header, message, runtime.keys.active())
+
+    @post(
+        "/{code:str}/registry/unsubscribe",
+        status_code=200,
+        opt=_contract(
+            "DCI unsubscribe: end subscriptions of the same sender",
+            "dci-unsubscribe-response@1.0.0",
+            "dci-unsubscribe-request@1.0.0",
+        ),
+    )
+    async def unsubscribe_route(request: Request[Any, Any, Any]) -> Response[Any]:
+        return await refused_as_dci(request, unsubscribe_work)
+
     @get(
         "/{code:str}/registry/capabilities",
         opt=Contract(
@@ -273,4 +358,4 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
     async def capabilities(request: Request[Any, Any, Any]) -> dict[str, Any]:
         return capabilities_document(service.definition(str(request.path_params["code"])))
 
-    return [sync_search, search, txn_status, capabilities]
+    return [sync_search, search, txn_status, subscribe_route, unsubscribe_route, capabilities]

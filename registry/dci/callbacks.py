@@ -32,14 +32,26 @@ from sqlalchemy.exc import IntegrityError
 from dpi import egress, outbox
 from dpi.errors import DpiError
 from dpi.keys import SigningKey
+from dpi.models import OutboxMessage
 from dpi.signing import sign_request
-from registry.dci.envelope import MESSAGE_WINDOW, Received, new_header, record_message_id, signed, verify
-from registry.dci.search import Searcher
+from registry.dci.envelope import (
+    DCI_VERSION,
+    MESSAGE_WINDOW,
+    Received,
+    new_header,
+    record_message_id,
+    signed,
+    verify,
+    wire_time,
+)
+from registry.dci.search import Searcher, reg_type
 from registry.dci.senders import find_sender
-from registry.models import DciTransactionRow
+from registry.dci.subscriptions import NOTIFY_TOPIC, fan_out
+from registry.models import DciSubscriptionRow, DciTransactionRow
 from registry.service import RegistryService
 
 __all__ = [
+    "EVENT_RECORD_TYPE",
     "MAX_ATTEMPTS",
     "RETRY_DELAYS",
     "TOPIC",
@@ -63,6 +75,7 @@ RETRY_DELAYS: Final = (
 MAX_ATTEMPTS: Final = 8
 _SEND_TIMEOUT: Final = 15.0
 _LEASE: Final = timedelta(minutes=2)
+EVENT_RECORD_TYPE: Final = "dpi:registry-event"
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class DispatchReport:
     delivered: int = 0
     failed: int = 0
     given_up: int = 0
+    events: int = 0
 
 
 def search_response(
@@ -185,39 +199,174 @@ def _delay(attempts: int) -> timedelta:
     return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
 
 
-async def _deliver(
+def _callback(base: str, action: str) -> str:
+    """Where ``action`` (on-search, notify) goes: the sender's callback base URL plus the DCI path."""
+    return f"{base.rstrip('/')}/{action}"
+
+
+async def _post_signed(
     client: httpx.AsyncClient,
     key: SigningKey,
-    row: DciTransactionRow,
     url: str,
+    envelope: Mapping[str, Any],
+    idempotency_key: str,
     *,
-    system_id: str,
-    now: datetime,
     allow_private_networks: bool,
 ) -> str | None:
-    """POST the signed on-search; None when the receiver took it, else why not."""
+    """POST a signed envelope; None when the receiver took it (2xx), else why not."""
     target = httpx.URL(url)
     refusal = await egress.refusal(target, allow_private_networks=allow_private_networks)
     if refusal is not None:
         return refusal
-    answers = (row.response or {}).get("search_response", [])
-    header = new_header(
-        "on-search",
-        now=now,
-        sender_id=system_id,
-        receiver_id=row.sender_id,
-        status="succ",
-        total_count=len(answers),
-        completed_count=sum(1 for answer in answers if answer.get("status") == "succ"),
-    )
-    body = json.dumps(signed(header, row.response or {}, key), ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": row.correlation_id}
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
     headers.update(sign_request("POST", str(target), headers, body, key))
     try:
         response = await client.post(target, content=body, headers=headers, timeout=_SEND_TIMEOUT)
     except httpx.HTTPError:
         return egress.UNREACHABLE
     return None if response.is_success else f"the receiver answered HTTP {response.status_code}"
+
+
+@dataclass
+class _Tally:
+    answered: int = 0
+    delivered: int = 0
+    failed: int = 0
+    given_up: int = 0
+
+
+async def _settle(
+    service: RegistryService, message: OutboxMessage, problem: str | None, now: datetime, tally: _Tally
+) -> None:
+    """Record a delivery attempt: delivered, retried later, or given up after the last attempt."""
+    async with service.sessions.begin() as session:
+        if problem is None:
+            await outbox.mark_delivered(session, [message.id])
+            tally.delivered += 1
+        elif message.attempts >= MAX_ATTEMPTS:
+            # Left in the outbox with its last error for operators; never tried again.
+            await outbox.mark_failed(session, message.id, problem, now + timedelta(days=3650))
+            tally.given_up += 1
+            _log.warning(
+                "DCI callback given up", extra={"event": "dci_callback_given_up", "topic": message.topic}
+            )
+        else:
+            await outbox.mark_failed(session, message.id, problem, now + _delay(message.attempts))
+            tally.failed += 1
+
+
+async def _on_search(
+    searcher: Searcher,
+    key: SigningKey,
+    client: httpx.AsyncClient,
+    message: OutboxMessage,
+    *,
+    system_id: Callable[[str], str],
+    now: datetime,
+    allow_private_networks: bool,
+    tally: _Tally,
+) -> None:
+    service = searcher.service
+    payload = message.payload
+    async with service.sessions() as session:
+        row = await session.get(DciTransactionRow, (payload["sender_id"], payload["transaction_id"]))
+        sender = await find_sender(session, payload["sender_id"])
+    if row is not None and row.response is None:
+        await _answer(searcher, row, now)
+        tally.answered += 1
+    if row is None or row.response is None or sender is None or sender.callback_url is None:
+        # Nothing to deliver to: the answer waits in txn/status.
+        async with service.sessions.begin() as session:
+            await outbox.mark_delivered(session, [message.id])
+        return
+    answers = row.response.get("search_response", [])
+    header = new_header(
+        "on-search",
+        now=now,
+        sender_id=system_id(row.registry_code),
+        receiver_id=row.sender_id,
+        status="succ",
+        total_count=len(answers),
+        completed_count=sum(1 for answer in answers if answer.get("status") == "succ"),
+    )
+    problem = await _post_signed(
+        client,
+        key,
+        _callback(sender.callback_url, "on-search"),
+        signed(header, row.response, key),
+        row.correlation_id,
+        allow_private_networks=allow_private_networks,
+    )
+    await _settle(service, message, problem, now, tally)
+
+
+async def _notify(
+    service: RegistryService,
+    key: SigningKey,
+    client: httpx.AsyncClient,
+    message: OutboxMessage,
+    *,
+    system_id: Callable[[str], str],
+    now: datetime,
+    allow_private_networks: bool,
+    tally: _Tally,
+) -> None:
+    payload = message.payload
+    async with service.sessions() as session:
+        subscription = await session.get(DciSubscriptionRow, payload["subscription_code"])
+        sender = await find_sender(session, subscription.sender_id) if subscription is not None else None
+    if (
+        subscription is None
+        or subscription.status != "active"
+        or sender is None
+        or sender.callback_url is None
+        or not sender.may_search(subscription.registry_code)
+    ):
+        async with service.sessions.begin() as session:
+            await outbox.mark_delivered(session, [message.id])
+        return
+    definition = service.definition(subscription.registry_code)
+    event = payload["event"]
+    header = new_header(
+        "notify",
+        now=now,
+        sender_id=system_id(subscription.registry_code),
+        receiver_id=sender.sender_id,
+        status="succ",
+        total_count=1,
+        completed_count=1,
+    )
+    # The same event to the same subscription always has the same id: receivers deduplicate on it.
+    transaction_id = str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription.subscription_code}/{payload['event_id']}")
+    )
+    body: dict[str, Any] = {
+        "transaction_id": transaction_id,
+        "notify_event": [
+            {
+                "reference_id": subscription.reference_id,
+                "timestamp": wire_time(now),
+                "subscription_code": subscription.subscription_code,
+                "data": {
+                    "version": DCI_VERSION,
+                    "reg_type": reg_type(definition),
+                    "reg_event_type": str(event.get("action")),
+                    "reg_record_type": EVENT_RECORD_TYPE,
+                    "reg_records": [event],
+                },
+            }
+        ],
+    }
+    problem = await _post_signed(
+        client,
+        key,
+        _callback(sender.callback_url, "notify"),
+        signed(header, body, key),
+        transaction_id,
+        allow_private_networks=allow_private_networks,
+    )
+    await _settle(service, message, problem, now, tally)
 
 
 async def dispatch_once(
@@ -230,47 +379,28 @@ async def dispatch_once(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     limit: int = 20,
 ) -> DispatchReport:
-    """Answer and deliver the asynchronous searches waiting in the outbox (one round)."""
+    """One round: fan registry events out to subscriptions, answer and deliver asynchronous searches,
+    deliver notifications."""
     service = searcher.service
+    events = await fan_out(service, limit=limit * 5)
     async with service.sessions.begin() as session:
-        claimed = await outbox.claim(session, topics=[TOPIC], limit=limit, lease=_LEASE)
-    answered = delivered = failed = given_up = 0
+        claimed = await outbox.claim(session, topics=[TOPIC, NOTIFY_TOPIC], limit=limit, lease=_LEASE)
+    tally = _Tally()
     for message in claimed:
-        now = clock()
-        payload = message.payload
-        async with service.sessions() as session:
-            row = await session.get(DciTransactionRow, (payload["sender_id"], payload["transaction_id"]))
-            sender = await find_sender(session, payload["sender_id"])
-        if row is None:
-            async with service.sessions.begin() as session:
-                await outbox.mark_delivered(session, [message.id])
-            continue
-        if row.response is None:
-            await _answer(searcher, row, now)
-            answered += 1
-        if sender is None or sender.callback_url is None:
-            # Nothing to deliver to: the answer waits in txn/status.
-            async with service.sessions.begin() as session:
-                await outbox.mark_delivered(session, [message.id])
-            continue
-        problem = await _deliver(
-            client,
-            key,
-            row,
-            sender.callback_url,
-            system_id=system_id(row.registry_code),
-            now=now,
-            allow_private_networks=allow_private_networks,
-        )
-        async with service.sessions.begin() as session:
-            if problem is None:
-                await outbox.mark_delivered(session, [message.id])
-                delivered += 1
-            elif message.attempts >= MAX_ATTEMPTS:
-                await outbox.mark_failed(session, message.id, problem, now + timedelta(days=3650))
-                given_up += 1
-                _log.warning("on-search given up", extra={"event": "dci_callback_given_up"})
-            else:
-                await outbox.mark_failed(session, message.id, problem, now + _delay(message.attempts))
-                failed += 1
-    return DispatchReport(answered=answered, delivered=delivered, failed=failed, given_up=given_up)
+        options: dict[str, Any] = {
+            "system_id": system_id,
+            "now": clock(),
+            "allow_private_networks": allow_private_networks,
+            "tally": tally,
+        }
+        if message.topic == TOPIC:
+            await _on_search(searcher, key, client, message, **options)
+        else:
+            await _notify(service, key, client, message, **options)
+    return DispatchReport(
+        answered=tally.answered,
+        delivered=tally.delivered,
+        failed=tally.failed,
+        given_up=tally.given_up,
+        events=events,
+    )

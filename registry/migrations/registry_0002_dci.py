@@ -1,5 +1,5 @@
-"""Registry block, DCI API: registered senders, received message ids, asynchronous transactions, and the
-index the change feed reads versions through.
+"""Registry block, DCI API: registered senders, received message ids, asynchronous transactions,
+subscriptions, and the index the change feed reads versions through.
 
 Revision ID: registry_0002_dci
 Revises: registry_0001
@@ -53,6 +53,20 @@ def upgrade() -> None:
         sa.Column("completed_at", _TS, nullable=True),
     )
     op.create_index("ix_registry_dci_transaction_correlation", "registry_dci_transaction", ["correlation_id"])
+    op.create_table(
+        "registry_dci_subscription",
+        sa.Column("subscription_code", sa.String(36), primary_key=True),
+        sa.Column("sender_id", _SENDER, nullable=False),
+        sa.Column("registry", sa.String(32), nullable=False),
+        sa.Column("reference_id", _MESSAGE, nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(12), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("ended_at", _TS, nullable=True),
+    )
+    op.create_index(
+        "ix_registry_dci_subscription_registry", "registry_dci_subscription", ["registry", "status"]
+    )
     op.create_index(
         "ix_registry_version_feed", "registry_version", ["registry", "at", "record_id", "version"]
     )
@@ -60,5 +74,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_registry_version_feed", "registry_version")
-    for table in ("registry_dci_transaction", "registry_dci_message", "registry_dci_sender"):
+    for table in (
+        "registry_dci_subscription",
+        "registry_dci_transaction",
+        "registry_dci_message",
+        "registry_dci_sender",
+    ):
         op.drop_table(table)

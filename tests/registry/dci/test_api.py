@@ -88,7 +88,7 @@ async def registered(service: RegistryService, sender: DciClient) -> DciClient:
         sender.sender_id,
         jwks=sender.jwks(),
         grants=["civil:names-and-birth-date"],
-        callback_url="http://callback.test/on-search",
+        callback_url="http://callback.test/dci",
     )
     return sender
 
@@ -409,7 +409,7 @@ async def test_async_search_acknowledges_then_delivers_a_signed_on_search(
         assert (second.answered, second.delivered) == (0, 1)
     assert len(received) == 2
     delivered = received[-1]
-    assert str(delivered.url) == "http://callback.test/on-search"
+    assert str(delivered.url) == "http://callback.test/dci/on-search"
     assert delivered.headers["idempotency-key"] == correlation_id
     verify_request(
         "POST", str(delivered.url), dict(delivered.headers), delivered.content, keys.jwks(), now=later
@@ -521,3 +521,97 @@ async def test_senders_without_a_callback_read_answers_by_transaction_status(
     [found] = answer["message"]["txnstatus_response"]["search_response"]
     [record] = found["data"]["reg_records"]
     assert record["document"] == persons[1]  # a whole-registry grant reads whole records
+
+
+def _subscription(reference_id: str, events: Any) -> dict[str, Any]:
+    return {
+        "reference_id": reference_id,
+        "timestamp": "2026-11-23T10:00:00Z",
+        "subscribe_criteria": {"reg_event_type": events},
+    }
+
+
+async def test_subscribers_are_notified_of_matching_events_signed_until_they_unsubscribe(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    registered: DciClient,
+    service: RegistryService,
+    searcher: Searcher,
+) -> None:
+    subscribe = registered.envelope(
+        {
+            "transaction_id": "sub-1",
+            "subscribe_request": [
+                _subscription("deaths-and-persons", ["deleted", "person"]),
+                _subscription("coronations", "coronation"),
+                {"reference_id": "malformed", "timestamp": "2026-11-23T10:00:00Z"},
+            ],
+        },
+        action="subscribe",
+    )
+    response = await _post(client, "/registry/civil/registry/subscribe", subscribe)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    standards.validator("dci-subscribe-response@1.0.0").check(answer)
+    outcomes = [
+        (entry["status"], entry.get("status_reason_code"))
+        for entry in answer["message"]["subscribe_response"]
+    ]
+    assert outcomes == [
+        ("succ", None),
+        ("rjct", "rjct.notify_types.invalid"),
+        ("rjct", "rjct.notify_details.invalid"),
+    ]
+    code = answer["message"]["subscribe_response"][0]["subscription_code"]
+
+    created = await service.create("civil", sample("civil", 21), actor="officer-17")
+    await service.delete(
+        "civil", created["record_id"], version=1, actor="officer-17", reason="registered twice"
+    )
+    received: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200)
+
+    keys = _app_keys(settings)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
+        report = await dispatch_once(
+            searcher, keys.active(), http, system_id=str, allow_private_networks=True
+        )
+        assert (report.events, report.delivered) == (2, 2)
+        again = await dispatch_once(searcher, keys.active(), http, system_id=str, allow_private_networks=True)
+        assert (again.events, again.delivered) == (0, 0)
+    notified = []
+    for request in received:
+        assert str(request.url) == "http://callback.test/dci/notify"
+        verify_request("POST", str(request.url), dict(request.headers), request.content, keys.jwks())
+        body = json.loads(request.content)
+        standards.validator("dci-notify@1.0.0").check(body)
+        verify_detached(
+            {"header": body["header"], "message": body["message"]}, body["signature"], keys.jwks()
+        )
+        [event] = body["message"]["notify_event"]
+        assert event["subscription_code"] == code
+        notified.append((event["data"]["reg_event_type"], event["data"]["reg_records"][0]["record_id"]))
+    assert notified == [("created", created["record_id"]), ("deleted", created["record_id"])]
+    assert "names" not in received[0].content.decode()  # ids only
+
+    unsubscribe = registered.envelope(
+        {"transaction_id": "unsub-1", "subscription_codes": [code, "not-a-subscription"]},
+        action="unsubscribe",
+    )
+    ended = await _post(client, "/registry/civil/registry/unsubscribe", unsubscribe)
+    assert ended.status_code == 200, ended.text
+    standards.validator("dci-unsubscribe-response@1.0.0").check(ended.json())
+    assert [
+        (entry["status"], entry.get("status_reason_code"))
+        for entry in ended.json()["message"]["unsubscribe_response"]
+    ] == [
+        ("succ", None),
+        ("rjct", "rjct.subscription_code.invalid"),
+    ]
+    await service.create("civil", sample("civil", 22), actor="officer-17")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
+        after = await dispatch_once(searcher, keys.active(), http, system_id=str, allow_private_networks=True)
+    assert (after.events, after.delivered, len(received)) == (1, 0, 2)
