@@ -29,7 +29,7 @@ from dpi.contract import Contract, Parameter
 from dpi.errors import DpiError, preferred_language
 from dpi.keys import KeyStore
 from dpi.signing import ALLOWED_JWS_ALGORITHMS
-from registry.dci.callbacks import accept_search, search_response, transaction_status
+from registry.dci.callbacks import accept_search, transaction_status
 from registry.dci.envelope import (
     DCI_VERSION,
     MESSAGE_WINDOW,
@@ -179,6 +179,32 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
             action, now=now, sender_id=runtime.system_id(definition.code), receiver_id=receiver, **extra
         )
 
+    def batch_answer(
+        definition: RegistryDefinition,
+        action: str,
+        received: Received,
+        sender: Sender,
+        now: datetime,
+        member: str,
+        answers: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Our signed answer to a batch: ``answers`` under ``member``, with how many succeeded."""
+        header = answer_header(
+            definition,
+            action,
+            sender.sender_id,
+            now,
+            status="succ",
+            total_count=len(answers),
+            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
+        )
+        message = {
+            "transaction_id": str(received.message["transaction_id"]),
+            "correlation_id": header["message_id"],
+            member: answers,
+        }
+        return signed(header, message, runtime.keys.active())
+
     async def authenticated(definition: RegistryDefinition, received: Received, now: datetime) -> Sender:
         """The sender of an envelope that passed every check, its message id now remembered."""
         async with service.sessions.begin() as session:
@@ -195,17 +221,7 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
         answers = await runtime.searcher.answer(
             definition, sender, items, now=now, problems=received.item_problems
         )
-        header = answer_header(
-            definition,
-            "on-search",
-            sender.sender_id,
-            now,
-            status="succ",
-            total_count=len(answers),
-            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
-        )
-        message = search_response(str(received.message["transaction_id"]), header["message_id"], answers)
-        return signed(header, message, runtime.keys.active())
+        return batch_answer(definition, "on-search", received, sender, now, "search_response", answers)
 
     @post(
         "/{code:str}/registry/sync/search",
@@ -283,21 +299,7 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
             now=now,
             problems=received.item_problems,
         )
-        header = answer_header(
-            definition,
-            "on-subscribe",
-            sender.sender_id,
-            now,
-            status="succ",
-            total_count=len(answers),
-            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
-        )
-        message = {
-            "transaction_id": str(received.message["transaction_id"]),
-            "correlation_id": header["message_id"],
-            "subscribe_response": answers,
-        }
-        return signed(header, message, runtime.keys.active())
+        return batch_answer(definition, "on-subscribe", received, sender, now, "subscribe_response", answers)
 
     @post(
         "/{code:str}/registry/subscribe",
@@ -317,21 +319,9 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
         answers = await unsubscribe(
             service, definition.code, sender, received.message["subscription_codes"], now=now
         )
-        header = answer_header(
-            definition,
-            "on-unsubscribe",
-            sender.sender_id,
-            now,
-            status="succ",
-            total_count=len(answers),
-            completed_count=sum(1 for answer in answers if answer["status"] == "succ"),
+        return batch_answer(
+            definition, "on-unsubscribe", received, sender, now, "unsubscribe_response", answers
         )
-        message = {
-            "transaction_id": str(received.message["transaction_id"]),
-            "correlation_id": header["message_id"],
-            "unsubscribe_response": answers,
-        }
-        return signed(header, message, runtime.keys.active())
 
     @post(
         "/{code:str}/registry/unsubscribe",

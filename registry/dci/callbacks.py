@@ -1,11 +1,12 @@
-"""Asynchronous DCI searches: the transaction is stored and announced in the outbox in the transaction
-that acknowledges it, then :func:`dispatch_once` answers it and delivers ``on-search`` to the sender's
-registered callback URL.
+"""Asynchronous DCI searches and notifications: an asynchronous search is stored and announced in the
+outbox in the transaction that acknowledges it, then :func:`dispatch_once` answers it and delivers
+``on-search`` to ``<callback>/on-search``; registry events become ``notify`` deliveries to
+``<callback>/notify`` of the matching subscriptions (:mod:`registry.dci.subscriptions`).
 
 - The search runs once: its answer is stored with the transaction (``txn/status`` returns it) before
   any delivery is attempted, so a retried delivery never reads the records again (nor logs the reads
   twice).
-- The callback is the ``dci-search-response`` envelope signed with our active key (detached JWS over
+- The on-search callback is the ``dci-search-response`` envelope signed with our active key (detached JWS over
   ``{header, message}``) and POSTed with an RFC 9421 HTTP message signature and its Content-Digest, with
   ``Idempotency-Key`` set to the transaction's correlation id: receivers deduplicate on it, as delivery
   is at least once.
@@ -58,7 +59,6 @@ __all__ = [
     "DispatchReport",
     "accept_search",
     "dispatch_once",
-    "search_response",
     "transaction_status",
 ]
 
@@ -89,7 +89,7 @@ class DispatchReport:
     events: int = 0
 
 
-def search_response(
+def _search_response(
     transaction_id: str, correlation_id: str, answers: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
     """The ``message`` of a search answer."""
@@ -188,7 +188,7 @@ async def _answer(searcher: Searcher, row: DciTransactionRow, now: datetime) -> 
         answers = await searcher.answer(
             definition, sender, message["search_request"], now=now, problems=problems
         )
-    row.response = search_response(row.transaction_id, row.correlation_id, answers)
+    row.response = _search_response(row.transaction_id, row.correlation_id, answers)
     row.status = "succ"
     row.completed_at = now
     async with service.sessions.begin() as session:
@@ -277,8 +277,7 @@ async def _on_search(
         tally.answered += 1
     if row is None or row.response is None or sender is None or sender.callback_url is None:
         # Nothing to deliver to: the answer waits in txn/status.
-        async with service.sessions.begin() as session:
-            await outbox.mark_delivered(session, [message.id])
+        await _settle(service, message, None, now, _Tally())
         return
     answers = row.response.get("search_response", [])
     header = new_header(
@@ -323,8 +322,8 @@ async def _notify(
         or sender.callback_url is None
         or not sender.may_search(subscription.registry_code)
     ):
-        async with service.sessions.begin() as session:
-            await outbox.mark_delivered(session, [message.id])
+        # Unsubscribed, disabled or no longer granted since the event: nothing is owed any more.
+        await _settle(service, message, None, now, _Tally())
         return
     definition = service.definition(subscription.registry_code)
     event = payload["event"]

@@ -70,7 +70,12 @@ def sender_group() -> None:
     required=True,
     help="CODE (whole records) or CODE:GROUP (one field group); repeat for several.",
 )
-@click.option("--callback", "callback_url", default=None, help="Where asynchronous answers (on-search) go.")
+@click.option(
+    "--callback",
+    "callback_url",
+    default=None,
+    help="Base URL of asynchronous answers: <URL>/on-search and <URL>/notify.",
+)
 def add(sender_id: str, jwks_path: Path, grants: tuple[str, ...], callback_url: str | None) -> None:
     """Register SENDER_ID, or replace its keys, grants and callback (enabling it again)."""
     try:

@@ -1,6 +1,6 @@
 """Systems allowed to call a registry's DCI API: who they are (``sender_id``, the DCI header member), the
-JWK Set (RFC 7517) that verifies their envelope signatures, where asynchronous answers go, and what they
-may read.
+JWK Set (RFC 7517) that verifies their envelope signatures, the base URL asynchronous answers go to
+(``<callback>/on-search``, ``<callback>/notify``, as DCI's ``sender_uri``), and what they may read.
 
 Grants name a registry (``civil``: whole records) or one field group of it (``civil:names-and-birth-date``),
 as the management API's scopes do, so a sender receives only the fields its grants cover.
