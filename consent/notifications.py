@@ -46,11 +46,9 @@ the notices already owed to it (and they end ``dead`` if nobody answers).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import random
-import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import standards
 from consent.notification_models import DeliveryRow, WebhookRow
 from consent.service import NOTIFICATION_TOPIC, timestamp
-from dpi import outbox
+from dpi import egress, outbox
 from dpi.errors import DpiError, ErrorDetail
 from dpi.keys import SigningKey
 from dpi.signing import sign_compact, sign_request
@@ -109,12 +107,6 @@ _CONCURRENCY: Final = 20
 _MAX_ACK_BYTES: Final = 64 * 1024
 _MAX_ERROR: Final = 500
 _MAX_LISTED: Final = 1000
-_RESOLVE_TIMEOUT: Final = 5.0
-# The one text for every network failure: distinct texts for refused, reset or silent connections would
-# turn the delivery list into a port scanner.
-_UNREACHABLE: Final = "the receiver could not be reached"
-_NOT_PUBLIC: Final = "the receiver's address is not a public internet address"
-_NOT_HTTPS: Final = "the receiver's URL is not https"
 # Unroutable delivery ids derive from (notification, member), so fanning a notice out again adds none.
 _UNROUTABLE_IDS: Final = uuid.UUID("6f1c1d2e-5b8a-4c3e-9f7d-2a4b6c8d0e1f")
 
@@ -185,60 +177,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-# --- where notices may go ---------------------------------------------------------------------------------
-
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _is_public(address: _Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not (
-        address.is_loopback
-        or address.is_link_local
-        or address.is_private
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-async def _addresses(host: str, port: int) -> list[_Address] | None:
-    """The addresses ``host`` stands for (itself when it is one); None when it does not resolve."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        async with asyncio.timeout(_RESOLVE_TIMEOUT):
-            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError, UnicodeError):
-        return None
-    addresses: list[_Address] = []
-    for *_, sockaddr in found:
-        try:
-            addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
-        except ValueError:
-            return None
-    return addresses or None
-
-
-def _default_port(url: httpx.URL) -> int:
-    return url.port or (443 if url.scheme == "https" else 80)
-
-
-async def _refusal(url: httpx.URL, allow_private_networks: bool) -> str | None:
-    """Why notices may not be sent to ``url`` at this moment, or None (see the module docstring)."""
-    if allow_private_networks:
-        return None
-    if url.scheme != "https":
-        return _NOT_HTTPS
-    addresses = await _addresses(url.host, _default_port(url))
-    if addresses is None:
-        return _UNREACHABLE
-    return None if all(_is_public(address) for address in addresses) else _NOT_PUBLIC
-
-
 # --- webhooks -----------------------------------------------------------------------------------------------
 
 
@@ -302,9 +240,8 @@ async def register_webhook(
     if not allow_private_networks:
         if url.scheme != "https":
             raise DpiError("request.invalid", details=[ErrorDetail("/url", "schema.format", "an https URL")])
-        addresses = await _addresses(url.host, _default_port(url))
         # A name that does not resolve yet is accepted: every attempt resolves and checks it again.
-        if addresses is not None and not all(_is_public(address) for address in addresses):
+        if await egress.refusal(url, allow_private_networks=False) == egress.NOT_PUBLIC:
             raise DpiError(
                 "request.invalid",
                 details=[
@@ -592,7 +529,7 @@ async def _attempt(
     body = sign_compact(due.notification, key, typ=NOTIFICATION_JWS_TYPE).encode("ascii")
     try:
         url = httpx.URL(due.url)
-        refusal = await _refusal(url, allow_private_networks)
+        refusal = await egress.refusal(url, allow_private_networks=allow_private_networks)
         if refusal is not None:
             return _Outcome(error=refusal)
         headers = {
@@ -611,7 +548,7 @@ async def _attempt(
                 return _Outcome(error=f"HTTP {response.status_code}")
             answer = await _read_limited(response)
     except (TimeoutError, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, UnicodeError):
-        return _Outcome(error=_UNREACHABLE)
+        return _Outcome(error=egress.UNREACHABLE)
     return _acknowledgement(answer, due)
 
 

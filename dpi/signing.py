@@ -54,6 +54,7 @@ __all__ = [
     "sign_compact",
     "sign_detached",
     "sign_request",
+    "verification_algorithm",
     "verify_compact",
     "verify_detached",
     "verify_request",
@@ -175,6 +176,13 @@ def _resolve_key(keys: Mapping[str, Any] | KeyResolver, kid: str) -> _Verificati
     if not isinstance(public_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise invalid
     return _VerificationKey(kid=kid, alg=alg, public_key=public_key)
+
+
+def verification_algorithm(jwk: Mapping[str, Any]) -> str:
+    """The JWS algorithm a public JWK verifies under this profile (``EdDSA``, ``ES256``, ``PS256``);
+    :class:`SignatureError` for a key the profile cannot use (other curves, short RSA, ``use`` other
+    than ``sig``)."""
+    return _resolve_key(lambda _kid: jwk, str(jwk.get("kid", ""))).alg
 
 
 # --- JWS --------------------------------------------------------------------------------------------------

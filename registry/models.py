@@ -29,6 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AttributeRow",
     "ChangeRequestRow",
+    "DciMessageRow",
+    "DciSenderRow",
+    "DciSubscriptionRow",
+    "DciTransactionRow",
     "DuplicateRow",
     "IdentifierRow",
     "ReadRow",
@@ -112,6 +116,7 @@ class VersionRow(RegistryBase):
     """One version of a record: what happened, who, when, why, and the RFC 6902 patch from the one before."""
 
     __tablename__ = "registry_version"
+    __table_args__ = (Index("ix_registry_version_feed", "registry", "at", "record_id", "version"),)
 
     record_id: Mapped[str] = mapped_column(_ID, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -195,3 +200,67 @@ class DuplicateRow(RegistryBase):
     decided_at: Mapped[datetime | None] = mapped_column(_TS)
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     survivor_id: Mapped[str | None] = mapped_column(_ID)
+
+
+class DciSenderRow(RegistryBase):
+    """A system allowed to call the DCI API: the JWK Set that verifies its envelope signatures, where its
+    asynchronous answers go, and what it may read (``grants``: ``code`` for whole records of a registry,
+    ``code:group`` for one field group)."""
+
+    __tablename__ = "registry_dci_sender"
+
+    sender_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    jwks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(String(500))
+    grants: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(_TS)
+    updated_at: Mapped[datetime] = mapped_column(_TS)
+
+
+class DciMessageRow(RegistryBase):
+    """A DCI ``message_id`` received from a sender, kept for the replay window: a second message with the
+    same id is refused."""
+
+    __tablename__ = "registry_dci_message"
+    __table_args__ = (Index("ix_registry_dci_message_received", "received_at"),)
+
+    sender_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(_TS)
+
+
+class DciTransactionRow(RegistryBase):
+    """An asynchronous DCI transaction: the request as received, its status (``rcvd``, ``pdng``, ``succ``,
+    ``rjct``) and, once processed, the response delivered to the sender's callback."""
+
+    __tablename__ = "registry_dci_transaction"
+    __table_args__ = (Index("ix_registry_dci_transaction_correlation", "correlation_id"),)
+
+    sender_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    registry_code: Mapped[str] = mapped_column("registry", _CODE)
+    action: Mapped[str] = mapped_column(String(16))
+    correlation_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(4))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(_TS)
+    completed_at: Mapped[datetime | None] = mapped_column(_TS)
+
+
+class DciSubscriptionRow(RegistryBase):
+    """A sender's DCI subscription to events of a registry: notified through its callback until it
+    unsubscribes (``status`` active or unsubscribed)."""
+
+    __tablename__ = "registry_dci_subscription"
+    __table_args__ = (Index("ix_registry_dci_subscription_registry", "registry", "status"),)
+
+    subscription_code: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(100))
+    registry_code: Mapped[str] = mapped_column("registry", _CODE)
+    reference_id: Mapped[str] = mapped_column(String(100))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(_TS)
+    ended_at: Mapped[datetime | None] = mapped_column(_TS)

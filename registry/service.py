@@ -667,6 +667,33 @@ class RegistryService:
 
     # -- reads ---------------------------------------------------------------------------------------
 
+    def _log_read(
+        self,
+        session: AsyncSession,
+        definition: RegistryDefinition,
+        row: RecordRow,
+        reader: Reader,
+        now: datetime,
+    ) -> None:
+        """Add the read of ``row`` to the log, once for each person it names (nothing for other records)."""
+        subjects = definition.subjects_of(row.document)
+        if not subjects or not reader.purpose:
+            return
+        read_id = str(uuid.uuid4())
+        session.add_all(
+            ReadRow(
+                read_id=read_id,
+                registry_code=definition.code,
+                record_id=row.record_id,
+                subject_hash=self.subject_hash(kind, value),
+                reader=reader.actor,
+                purpose=reader.purpose,
+                consent_ref=reader.consent_ref,
+                at=now,
+            )
+            for kind, value in subjects
+        )
+
     async def read(
         self, code: str, record_id: str, *, reader: Reader, groups: frozenset[str] | None = None
     ) -> dict[str, Any]:
@@ -687,25 +714,45 @@ class RegistryService:
                 hops += 1
             if row.status != ACTIVE:
                 raise DpiError("registry.record_not_found")
-            subjects = definition.subjects_of(row.document)
-            if subjects and reader.purpose:
-                read_id = str(uuid.uuid4())
-                now = self._clock()
-                session.add_all(
-                    ReadRow(
-                        read_id=read_id,
-                        registry_code=code,
-                        record_id=row.record_id,
-                        subject_hash=self.subject_hash(kind, value),
-                        reader=reader.actor,
-                        purpose=reader.purpose,
-                        consent_ref=reader.consent_ref,
-                        at=now,
-                    )
-                    for kind, value in subjects
-                )
+            self._log_read(session, definition, row, reader, self._clock())
         redirected_from = record_id if row.record_id != record_id else None
         return record_document(definition, row, groups, redirected_from)
+
+    async def read_many(
+        self,
+        code: str,
+        record_ids: Sequence[str],
+        *,
+        reader: Reader,
+        groups: frozenset[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Active records found by a search, in the order given, as ``reader`` may see them.
+
+        The same rules as :meth:`read`: a purpose for records about persons, and every read logged in
+        the transaction that fetches the records, before any is returned. Ids no longer active (deleted
+        or merged since the search) are left out.
+        """
+        definition = self.definition(code)
+        if definition.about_persons and not reader.purpose:
+            raise DpiError("registry.purpose_required")
+        if not record_ids:
+            return []
+        async with self.sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(RecordRow).where(
+                        RecordRow.registry_code == code,
+                        RecordRow.record_id.in_(list(record_ids)),
+                        RecordRow.status == ACTIVE,
+                    )
+                )
+            ).all()
+            by_id = {row.record_id: row for row in rows}
+            found = [by_id[record_id] for record_id in dict.fromkeys(record_ids) if record_id in by_id]
+            now = self._clock()
+            for row in found:
+                self._log_read(session, definition, row, reader, now)
+        return [record_document(definition, row, groups) for row in found]
 
     async def history(self, code: str, record_id: str) -> dict[str, Any]:
         """Every version of a record (merged or deleted ones too), oldest first."""

@@ -1,7 +1,7 @@
 """Registry block: the review queue of suspected duplicates.
 
 Revision ID: registry_0003_dedup
-Revises: registry_0001
+Revises: registry_0002_dci
 Create Date: 2026-12-08
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "registry_0003_dedup"
-down_revision: str | None = "registry_0001"
+down_revision: str | None = "registry_0002_dci"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

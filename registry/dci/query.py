@@ -1,0 +1,279 @@
+"""DCI queries (SPDCI registry API 1.0, ``RegistryQueries``: https://github.com/spdci/standards) as
+predicate trees over a registry's allow-listed attributes, compiled to parameterised SQL.
+
+Accepted query types:
+
+- ``idtype-value``: ``{"type": "UIN", "value": "..."}``, an identifier type of the registry.
+- ``predicate``: a list of ``{seq_num, expression1, condition, expression2}`` items, all of which must
+  hold. ``condition`` is ``and`` or ``or`` between the two expressions, or ``not``: ``not expression1``
+  alone, or ``expression1 and not expression2``. An expression is a comparison
+  ``{attribute_name, operator, attribute_value}`` or, nested, another such item (at most
+  :data:`MAX_DEPTH` levels). Operators ``eq gt ge lt le in`` as in DCI, plus the declared extensions
+  ``prefix`` (text starting with a value) and ``between`` (``[low, high]``, both included). ``fuzzy`` is
+  not offered: no definition enables it.
+
+Raw ``expression`` queries (GraphQL, SQL, Mongo text) are refused: they cannot be checked against the
+allow-list.
+
+Semantics, also those of the pure evaluator the property tests compare with: a comparison holds for a
+record when *any* of its values of that attribute satisfies it (skills, household members and corridors
+are multi-valued); a record without a value for it never satisfies it, and ``not`` is the complement.
+Text compares by equality and prefix only: ordering text depends on the database's collation, so
+``gt``/``lt`` on text would answer differently on PostgreSQL and SQLite.
+
+Every comparison becomes ``record_id IN (SELECT record_id FROM registry_attribute WHERE registry = :r AND
+attribute = :a AND value_<type> <op> :v)``: values are bound parameters, never text in the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+
+from dpi.errors import DpiError
+from registry.definition import Attribute, RegistryDefinition
+from registry.models import AttributeRow, IdentifierRow, RecordRow
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_IN_VALUES",
+    "OPERATORS",
+    "QUERY_TYPES",
+    "Comparison",
+    "Condition",
+    "Identifier",
+    "Node",
+    "attribute_column",
+    "compile_condition",
+    "parse_query",
+]
+
+QUERY_TYPES: Final = ("idtype-value", "predicate")
+OPERATORS: Final = ("eq", "gt", "ge", "lt", "le", "in", "prefix", "between")
+_RANGE: Final = frozenset({"gt", "ge", "lt", "le", "between"})
+MAX_DEPTH: Final = 8
+MAX_IN_VALUES: Final = 100
+_MAX_PREDICATES: Final = 20
+_MAX_TEXT: Final = 200
+_NUMBER: Final = re.compile(r"^-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?$")
+_NUMBER_LIMIT: Final = Decimal(10) ** 18
+_DATE: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+Value = str | Decimal | date
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``attribute operator values`` (one value, or several for ``in`` and ``between``)."""
+
+    attribute: Attribute
+    operator: str
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``and`` or ``or`` of its parts, or ``not`` of its single part."""
+
+    kind: str
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An ``idtype-value`` query: the record holding this identifier (or the survivor it was merged into)."""
+
+    type: str
+    value: str
+
+
+Node = Comparison | Condition
+
+
+def _filter(message: str) -> DpiError:
+    return DpiError("rjct.filter.invalid", message)
+
+
+def _criteria(message: str) -> DpiError:
+    return DpiError("rjct.search_criteria.invalid", message)
+
+
+def typed_value(attribute: Attribute, raw: Any) -> Value:
+    """``raw`` as the attribute stores it, or ``rjct.filter.invalid``."""
+    if attribute.type == "number":
+        refusal = _filter(f"{attribute.name} takes numbers below 10^18 with at most 6 decimals")
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise refusal
+        if isinstance(raw, str) and not _NUMBER.match(raw):
+            raise refusal
+        try:
+            number = Decimal(raw if isinstance(raw, str) else str(raw))
+        except InvalidOperation:
+            raise refusal from None
+        if not number.is_finite() or abs(number) >= _NUMBER_LIMIT or number != round(number, 6):
+            raise refusal
+        return number
+    if attribute.type == "date":
+        if not isinstance(raw, str) or not _DATE.match(raw):
+            raise _filter(f"{attribute.name} takes dates written YYYY-MM-DD")
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise _filter(f"{attribute.name} takes dates written YYYY-MM-DD") from None
+    if attribute.type == "boolean":
+        if not isinstance(raw, bool):
+            raise _filter(f"{attribute.name} takes true or false")
+        return "true" if raw else "false"
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_TEXT:
+        raise _filter(f"{attribute.name} takes text of 1 to {_MAX_TEXT} characters")
+    return attribute.normalized(raw)
+
+
+def _comparison(definition: RegistryDefinition, expression: Mapping[str, Any]) -> Comparison:
+    name, operator = expression.get("attribute_name"), expression.get("operator")
+    if not isinstance(name, str) or name not in definition.attributes:
+        raise _filter(f"attribute {name!r} is not searchable in registry {definition.code}")
+    attribute = definition.attributes[name]
+    if operator not in OPERATORS:
+        raise _filter(f"operator {operator!r} is not supported")
+    if operator not in attribute.operators:
+        raise _filter(f"operator {operator} is not allowed on {name}")
+    if operator in _RANGE and attribute.type not in {"number", "date"}:
+        raise _filter(f"operator {operator} compares numbers and dates only")
+    raw = expression.get("attribute_value")
+    if operator == "in":
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_IN_VALUES:
+            raise _filter(f"operator in takes a list of 1 to {MAX_IN_VALUES} values")
+        return Comparison(attribute, operator, tuple(typed_value(attribute, item) for item in raw))
+    if operator == "between":
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise _filter("operator between takes a list [low, high]")
+        return Comparison(attribute, operator, tuple(typed_value(attribute, item) for item in raw))
+    if operator == "prefix" and attribute.type != "string":
+        raise _filter("operator prefix compares text only")
+    return Comparison(attribute, operator, (typed_value(attribute, raw),))
+
+
+def _expression(definition: RegistryDefinition, expression: Any, depth: int) -> Node:
+    if not isinstance(expression, Mapping):
+        raise _filter("an expression is an object")
+    if "expression1" in expression:
+        return _item(definition, expression, depth + 1)
+    return _comparison(definition, expression)
+
+
+def _item(definition: RegistryDefinition, item: Mapping[str, Any], depth: int) -> Node:
+    if depth > MAX_DEPTH:
+        raise _filter(f"predicates nest at most {MAX_DEPTH} levels")
+    first = _expression(definition, item.get("expression1"), depth)
+    condition, second = item.get("condition"), item.get("expression2")
+    if condition is None:
+        if second is not None:
+            raise _filter("expression2 needs a condition")
+        return first
+    if condition not in {"and", "or", "not"}:
+        raise _filter(f"condition {condition!r} is not and, or, not")
+    if condition == "not":
+        if second is None:
+            return Condition("not", (first,))
+        return Condition("and", (first, Condition("not", (_expression(definition, second, depth),))))
+    if second is None:
+        raise _filter(f"condition {condition} needs expression2")
+    return Condition(condition, (first, _expression(definition, second, depth)))
+
+
+def parse_query(definition: RegistryDefinition, query_type: Any, query: Any) -> Node | Identifier:
+    """The query of a search item as a tree, or ``rjct.search_criteria.invalid`` / ``rjct.filter.invalid``."""
+    if query_type == "expression":
+        raise _criteria("expression queries are not accepted; use idtype-value or predicate")
+    if query_type not in QUERY_TYPES:
+        raise _criteria(f"query_type {query_type!r} is not supported; use idtype-value or predicate")
+    if query_type == "idtype-value":
+        if not isinstance(query, Mapping):
+            raise _filter("an idtype-value query is {type, value}")
+        kind, value = query.get("type"), query.get("value")
+        types = {field.type for field in definition.identifiers}
+        if kind not in types:
+            raise _filter(f"identifier type {kind!r} is not one of {', '.join(sorted(types))}")
+        if not isinstance(value, str) or not 1 <= len(value) <= 100:
+            raise _filter("an identifier value is text of 1 to 100 characters")
+        return Identifier(str(kind), value)
+    items = [query] if isinstance(query, Mapping) else query
+    if not isinstance(items, list) or not 1 <= len(items) <= _MAX_PREDICATES:
+        raise _filter(f"a predicate query is a list of 1 to {_MAX_PREDICATES} items")
+    ordered = sorted(items, key=lambda item: item.get("seq_num", 0) if isinstance(item, Mapping) else 0)
+    nodes = [_item(definition, item, 1) if isinstance(item, Mapping) else None for item in ordered]
+    if any(node is None for node in nodes):
+        raise _filter("a predicate item is an object")
+    parts = tuple(node for node in nodes if node is not None)
+    return parts[0] if len(parts) == 1 else Condition("and", parts)
+
+
+def attribute_column(attribute: Attribute) -> Any:
+    """The typed column of the attribute table the attribute's values are in."""
+    if attribute.type == "number":
+        return AttributeRow.value_number
+    if attribute.type == "date":
+        return AttributeRow.value_date
+    return AttributeRow.value_text
+
+
+def _test(comparison: Comparison) -> ColumnElement[bool]:
+    column = attribute_column(comparison.attribute)
+    values = comparison.values
+    match comparison.operator:
+        case "eq":
+            return column == values[0]  # type: ignore[no-any-return]
+        case "in":
+            return column.in_(values)  # type: ignore[no-any-return]
+        case "gt":
+            return column > values[0]  # type: ignore[no-any-return]
+        case "ge":
+            return column >= values[0]  # type: ignore[no-any-return]
+        case "lt":
+            return column < values[0]  # type: ignore[no-any-return]
+        case "le":
+            return column <= values[0]  # type: ignore[no-any-return]
+        case "between":
+            return and_(column >= values[0], column <= values[1])
+        case _:
+            prefix = str(values[0])
+            # LIKE finds candidates through the index; SQLite's LIKE ignores ASCII case, so the exact
+            # comparison of the first characters decides on both databases.
+            return and_(
+                column.startswith(prefix, autoescape=True),
+                func.substr(column, 1, len(prefix)) == prefix,
+            )
+
+
+def compile_condition(definition: RegistryDefinition, node: Node | Identifier) -> ColumnElement[bool]:
+    """A condition on ``RecordRow`` selecting the records of ``definition`` that ``node`` describes."""
+    if isinstance(node, Identifier):
+        holders = select(IdentifierRow.record_id).where(
+            IdentifierRow.registry_code == definition.code,
+            IdentifierRow.identifier_type == node.type,
+            IdentifierRow.value == node.value,
+        )
+        survivors = select(RecordRow.merged_into).where(
+            RecordRow.record_id.in_(holders), RecordRow.merged_into.is_not(None)
+        )
+        return or_(RecordRow.record_id.in_(holders), RecordRow.record_id.in_(survivors))
+    if isinstance(node, Comparison):
+        matching = select(AttributeRow.record_id).where(
+            AttributeRow.registry_code == definition.code,
+            AttributeRow.attribute == node.attribute.name,
+            _test(node),
+        )
+        return RecordRow.record_id.in_(matching)
+    parts = [compile_condition(definition, part) for part in node.parts]
+    if node.kind == "not":
+        return not_(parts[0])
+    if not parts:
+        return false()
+    return and_(*parts) if node.kind == "and" else or_(*parts)
