@@ -82,14 +82,13 @@ from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
 from dpi.tokens import bearer_token
-from identity.acr import ACR_SMS_OTP, acr_for_acr_values, amr_of, supported_acr_values
+from identity.acr import ACR_SMS_OTP, acr_to_issue, amr_of, can_satisfy, supported_acr_values
 from identity.authentication import OtpAuthenticator
 from identity.claim_consent import CONSENT_TTL, ClaimChoice, ClaimConsents
 from identity.claims import (
     SUPPORTED_CLAIMS,
     ClaimsParameterInvalid,
     ClaimsRequest,
-    acr_satisfied,
     claim_values,
     delivery,
     parse_claims_parameter,
@@ -271,6 +270,16 @@ class _Outcome:
 
     codes: list[tuple[str, OAuth2Request]] = field(default_factory=list)
     tokens: list[tuple[str, datetime]] = field(default_factory=list)
+
+
+class _UnmetAuthenticationRequirements(OAuth2Error):  # type: ignore[misc]
+    """An essential ``acr`` claim request no sign-in of this provider meets (OpenID Connect Core 1.0 section
+    5.5.1.1: a failed authentication), with the error code of OpenID Connect Core Error Code
+    unmet_authentication_requirements 1.0
+    (https://openid.net/specs/openid-connect-unmet-authentication-requirements-1_0.html)."""
+
+    error = "unmet_authentication_requirements"
+    description = "The essential 'acr' asked for cannot be met."
 
 
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -670,13 +679,8 @@ class _Provider:
             raise InvalidRequestError(
                 "Invalid 'max_age'.", redirect_uri=redirect_uri, state=data.get("state")
             )
-        claims = _claims_request(grant)
-        if not acr_satisfied(claims, (ACR_SMS_OTP,)):
-            raise AccessDeniedError(
-                "The essential 'acr' asked for cannot be met.",
-                redirect_uri=redirect_uri,
-                state=data.get("state"),
-            )
+        if not can_satisfy(_claims_request(grant).id_token.get("acr")):
+            raise _UnmetAuthenticationRequirements(redirect_uri=redirect_uri, state=data.get("state"))
 
     async def conclude(
         self,
@@ -757,6 +761,12 @@ class _Provider:
         person: _Person,
         released: Mapping[str, list[str]],
     ) -> Response[Any]:
+        data = grant.request.payload.data
+        acr = acr_to_issue(
+            person.acr, acr_values=data.get("acr_values"), claim=_claims_request(grant).id_token.get("acr")
+        )
+        if acr is None:
+            raise _UnmetAuthenticationRequirements(redirect_uri=grant.redirect_uri, state=data.get("state"))
         status, _body, headers = server.create_authorization_response(
             oauth_request, grant_user=person, grant=grant
         )
@@ -776,7 +786,7 @@ class _Provider:
                         code_challenge_method=data.get("code_challenge_method"),
                         subject=person.subject,
                         auth_time=datetime.fromtimestamp(person.auth_time, UTC),
-                        acr=acr_for_acr_values(data.get("acr_values"), person.acr),
+                        acr=acr,
                         created_at=now,
                         expires_at=now + CODE_TTL,
                         used_at=None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +14,9 @@ from sqlalchemy import text
 
 import standards
 from identity import par
+from identity.acr import ACR_SMS_OTP as OTP
 from tests.identity.conftest import Provider
+from tests.identity.test_claim_consent import until_consent
 from tests.identity.test_oidc import (
     JOBS_REDIRECT,
     assertion_fields,
@@ -20,10 +24,13 @@ from tests.identity.test_oidc import (
     client_assertion,
     code_of,
     exchange,
+    form_of,
+    jwks,
     pkce,
     redeem_with_assertion,
     register_key_client,
     sign_in,
+    verify_id_token,
 )
 
 PAR = "/identity/par"
@@ -131,6 +138,17 @@ def _refused_case(provider: Provider, case: str) -> tuple[dict[str, Any], Any]:
         "another client_id": ({**good, "client_id": "health-portal"}, auth),
         "bad max_age": ({**good, "max_age": "soon"}, auth),
         "too long": ({**good, "state": "s" * 5000}, auth),
+        "claims not JSON": ({**good, "claims": "{id_token"}, auth),
+        "claims not an object": ({**good, "claims": "[]"}, auth),
+        "claims member not an object": ({**good, "claims": '{"userinfo": []}'}, auth),
+        "claims essential not a boolean": (
+            {**good, "claims": '{"id_token": {"age_over_18": {"essential": "yes"}}}'},
+            auth,
+        ),
+        "unmet essential acr": (
+            {**good, "claims": '{"id_token": {"acr": {"essential": true, "value": "urn:x:biometric"}}}'},
+            auth,
+        ),
         "wrong secret": (good, ("labour-portal", "not-the-secret")),
         "unknown client": (good, ("nobody", "secret")),
         "no authentication": (good, httpx.USE_CLIENT_DEFAULT),
@@ -151,6 +169,11 @@ def _refused_case(provider: Provider, case: str) -> tuple[dict[str, Any], Any]:
         ("another client_id", 400, "invalid_request"),
         ("bad max_age", 400, "invalid_request"),
         ("too long", 400, "invalid_request"),
+        ("claims not JSON", 400, "invalid_request"),
+        ("claims not an object", 400, "invalid_request"),
+        ("claims member not an object", 400, "invalid_request"),
+        ("claims essential not a boolean", 400, "invalid_request"),
+        ("unmet essential acr", 400, "unmet_authentication_requirements"),
         ("wrong secret", 401, "invalid_client"),
         ("unknown client", 401, "invalid_client"),
         ("no authentication", 401, "invalid_client"),
@@ -290,7 +313,7 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
     operation = document["paths"][PAR]["post"]
     assert operation["requestBody"]["content"] == {
         "application/x-www-form-urlencoded": {
-            "schema": {"$ref": "#/components/schemas/identity-oidc-par-request-1.0.0"}
+            "schema": {"$ref": "#/components/schemas/identity-oidc-par-request-1.1.0"}
         }
     }
     success = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
@@ -308,6 +331,9 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
         ("identity-oidc-par-request@1.0.0", {**authorize_query(), "request_uri": "urn:x"}),
         ("identity-oidc-par-request@1.0.0", {**authorize_query(), "client_secret": "s"}),
         ("identity-oidc-par-request@1.0.0", {"client_id": "labour-portal"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "claims": "{"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "prompt": "select_account"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "request_uri": "urn:x"}),
         (
             "identity-oidc-authorize-request@1.2.0",
             {"client_id": "labour-portal", "request_uri": "https://x/r"},
@@ -320,3 +346,52 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
 )
 def test_schemas_refuse_what_the_endpoint_does_not_take_or_send(ref: str, instance: Any) -> None:
     assert not valid(ref, instance)
+
+
+async def test_a_pushed_request_with_claims_goes_through_consent_and_releases_only_the_choice(
+    provider: Provider,
+) -> None:
+    claims = json.dumps(
+        {
+            "id_token": {"age_over_18": {"essential": True}, "acr": {"values": [OTP]}},
+            "userinfo": {"birthdate": None},
+        }
+    )
+    form = {**authorize_query(scope="openid profile"), "claims": claims, "prompt": "consent"}
+    assert valid("identity-oidc-par-request@1.1.0", form)
+    request_uri, verifier = await pushed_labour_request(
+        provider, scope="openid profile", claims=claims, prompt="consent"
+    )
+    page = await until_consent(provider, {"client_id": "labour-portal", "request_uri": request_uri})
+    assert page.status_code == 200, page.text
+    assert set(re.findall(r'name="claim" value="([^"]+)"', page.text)) == {
+        "age_over_18",
+        "birthdate",
+        "family_name",
+        "given_name",
+        "name",
+    }
+    action, csrf = form_of(page.text)
+    redirect = await provider.http.post(
+        action, data={"csrf_token": csrf, "decision": "allow", "claim": ["age_over_18", "name"]}
+    )
+    tokens = await exchange(provider, code_of(redirect), verifier)
+    assert tokens.status_code == 200, tokens.text
+    id_token = verify_id_token(
+        tokens.json()["id_token"], await jwks(provider), provider.issuer, "labour-portal"
+    )
+    assert id_token["age_over_18"] is True
+    assert id_token["acr"] == OTP
+    assert "birthdate" not in id_token
+    userinfo = await provider.http.get(
+        "/identity/userinfo", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    )
+    assert set(userinfo.json()) == {"sub", "name"}
+
+    # prompt=consent was pushed too: the next pushed request asks again even though the choice covers it.
+    again, _ = await pushed_labour_request(provider, scope="openid profile", claims=claims, prompt="consent")
+    shown = await provider.http.get(
+        "/identity/authorize", params={"client_id": "labour-portal", "request_uri": again}
+    )
+    assert shown.status_code == 200
+    assert 'action="/identity/authorize/consent"' in shown.text
