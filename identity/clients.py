@@ -44,6 +44,7 @@ __all__ = [
     "RegisteredClient",
     "assertion_algorithm",
     "hash_secret",
+    "is_loopback_host",
     "validate_client_metadata",
 ]
 
@@ -75,7 +76,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is localhost or a loopback address (where http is allowed, RFC 8252 section 7.3)."""
     if host == "localhost":
         return True
     try:
@@ -95,7 +97,7 @@ def _redirect_problem(uri: str) -> str | None:
         return "a redirect URI is absolute, with a host"
     if parts.scheme == "https":
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return None
     return "a redirect URI uses https (http only for localhost)"
 

@@ -52,6 +52,7 @@ import jwt
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
     AccessDeniedError,
     AuthorizationServer,
+    InsecureTransportError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -81,6 +82,7 @@ from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
+from dpi.settings import Settings, SettingsError
 from dpi.tokens import bearer_token
 from identity.acr import ACR_SMS_OTP, acr_to_issue, amr_of, can_satisfy, supported_acr_values
 from identity.authentication import OtpAuthenticator
@@ -100,6 +102,7 @@ from identity.clients import (
     SUPPORTED_AUTH_METHODS,
     ClientRegistry,
     RegisteredClient,
+    is_loopback_host,
 )
 from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
@@ -120,6 +123,7 @@ __all__ = [
     "SESSION_TTL",
     "build_routes",
     "discovery_document",
+    "require_tls",
 ]
 
 SCOPES: Final = ("openid", "profile", "phone")
@@ -200,7 +204,12 @@ class _Request(OAuth2Request):  # type: ignore[misc]
         form: Sequence[tuple[str, str]] = (),
         authorization: str | None = None,
     ) -> None:
-        super().__init__(method, uri, headers={"Authorization": authorization} if authorization else {})
+        try:
+            super().__init__(method, uri, headers={"Authorization": authorization} if authorization else {})
+        except InsecureTransportError:
+            # require_tls refuses such an issuer when the block starts; should one slip through, the
+            # request is refused, never answered with a server error.
+            raise InvalidRequestError("The provider is not served over TLS.") from None
         self.payload = _Payload([*query, *form])
         self.pairs = [*query, *form]
         self._args = dict(reversed(query))
@@ -625,7 +634,6 @@ class _Provider:
             language = _language(request, query)
         client = await self.clients.client(payload.data.get("client_id", ""))
         server = _Server(self, [client] if client is not None else [])
-        oauth_request = _Request("GET", self.url("/authorize"), query=query)
         session = None
         prompts = payload.data.get("prompt", "").split()
         if "login" not in prompts:
@@ -637,6 +645,7 @@ class _Provider:
         if session is not None and client is not None:
             person = await self.person(session, client)
         try:
+            oauth_request = _Request("GET", self.url("/authorize"), query=query)
             grant = server.get_consent_grant(oauth_request, end_user=person)
             self._check_request(grant)
             if client is not None and client.require_pushed_requests and not pushed:
@@ -880,7 +889,14 @@ class _Provider:
         if client is not None and code_value:
             code = await self._load_code(code_value, client)
         server = _Server(self, [client] if client is not None else [], code, asserted)
-        oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+        try:
+            oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+        except OAuth2Error as error:
+            return Response(
+                {"error": str(error.error), "error_description": str(error.description)},
+                status_code=400,
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )
         status, body, headers = server.create_token_response(oauth_request)
         if status == 200 and code is not None and not await self._consume(code, server.outcome):
             status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
@@ -1139,6 +1155,20 @@ _USERINFO_BODIES: Final = (
 )
 
 
+def require_tls(settings: Settings) -> None:
+    """Refuse a public URL an OpenID provider cannot be served at: OpenID Connect Core 1.0 section 16.17
+    (https://openid.net/specs/openid-connect-core-1_0.html#TLSRequirements) requires TLS, so the issuer is
+    https, or http on a loopback host for development. A :class:`dpi.settings.SettingsError` names the
+    setting."""
+    parts = urlsplit(settings.public_url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        return
+    raise SettingsError(
+        "DPI_BASE_URL: the OpenID provider needs an https:// URL (http:// only on localhost or a loopback "
+        f"address), got {settings.public_url!r}"
+    )
+
+
 def _language(request: Request[Any, Any, Any], query: Sequence[tuple[str, str]]) -> str:
     return choose_language(dict(query).get("ui_locales"), request.headers.get("accept-language"))
 
@@ -1157,8 +1187,10 @@ def build_routes(
     The cookie key is a 32-byte secret in ``<var_dir>/identity/session.key`` (created on first use);
     replacing it ends every sign-in in progress and every session, nothing more. ``recorder`` records
     each claim release as a consent with a signed receipt (see :mod:`identity.claim_consent`); a
-    person's choice lasts ``consent_ttl``.
+    person's choice lasts ``consent_ttl``. A public URL that is not https (nor http on a loopback host) is
+    refused (:func:`require_tls`).
     """
+    require_tls(context.settings)
     provider = _Provider(
         context,
         register,
@@ -1312,8 +1344,8 @@ def build_routes(
         session, cookie = await provider.open_session(uin)
         person = await provider.person(session, client)
         server = _Server(provider, [client])
-        oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
         try:
+            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
             if person is None:
                 raise InvalidRequestError("The person cannot sign in.")
             grant = server.get_consent_grant(oauth_request, end_user=person)
@@ -1352,8 +1384,8 @@ def build_routes(
         if person is None:
             return provider.error_page(language, "error_session")
         server = _Server(provider, [client])
-        oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
         try:
+            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
             grant = server.get_consent_grant(oauth_request, end_user=person)
             provider._check_request(grant)
             if fields.get("decision") != "allow":
