@@ -16,6 +16,7 @@ https://www.rfc-editor.org/rfc/rfc7523) with a key of its ``jwks``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import standards
 from dpi.errors import DpiError, ErrorDetail
 from identity.oidc_models import ClientRow
+from identity.signing_keys import ProviderKeys
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
@@ -223,6 +225,13 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         )
 
     @property
+    def signing_algorithms(self) -> frozenset[str]:
+        """The algorithms the provider signs with for this client (ID tokens, and signed userinfo)."""
+        return frozenset(
+            {self.id_token_algorithm, *([self.userinfo_algorithm] if self.userinfo_signed else [])}
+        )
+
+    @property
     def require_pushed_requests(self) -> bool:
         """Whether the client's authorization requests must come by pushed request (RFC 9126 section 6)."""
         return bool(self.metadata.get("require_pushed_authorization_requests", False))
@@ -275,10 +284,17 @@ class ClientRegistry:
     """Registered clients in the identity block's database."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = _utcnow
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        keys: ProviderKeys | None = None,
     ) -> None:
+        """``keys``, when given, gets the signing key of each algorithm a client registers made at once,
+        so the provider's JWKS lists it before the client's first token."""
         self.sessions = sessions
         self.clock = clock
+        self.keys = keys
 
     async def add(self, metadata: Any) -> tuple[dict[str, Any], str | None]:
         """Register a client; returns its stored metadata and its secret (shown only now).
@@ -306,7 +322,19 @@ class ClientRegistry:
                 session.add(row)
         except IntegrityError:
             raise DpiError("identity.client_exists") from None
+        if self.keys is not None:
+            # RSA key generation takes a noticeable time: off the event loop.
+            await asyncio.to_thread(
+                self.keys.ensure, RegisteredClient(document, row.secret_hash).signing_algorithms
+            )
         return _document(row), secret
+
+    async def algorithms_in_use(self) -> frozenset[str]:
+        """Every signing algorithm an active client uses."""
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(ClientRow).where(ClientRow.status == _ACTIVE))).all()
+        clients = (RegisteredClient(dict(row.metadata_document), row.secret_hash) for row in rows)
+        return frozenset().union(*(client.signing_algorithms for client in clients))
 
     async def client(self, client_id: str) -> RegisteredClient | None:
         """The active client ``client_id``, or None (unknown and disabled clients alike)."""

@@ -33,6 +33,7 @@ The request in progress rides in a signed cookie with the page's CSRF token; not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -123,6 +124,7 @@ __all__ = [
     "SESSION_TTL",
     "build_routes",
     "discovery_document",
+    "prepare_signing_keys",
     "require_tls",
 ]
 
@@ -511,9 +513,7 @@ class _Provider:
         self.secure_cookies = self.issuer.startswith("https://")
         self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
         self.pushed = PushedRequests(context.sessions, clock)
-        self.keys = ProviderKeys(
-            context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
-        )
+        self.keys = clients.keys or ProviderKeys.of(context.settings, context.keys)
 
     def signing_key(self) -> SigningKey:
         return self.context.keys.ensure_active()
@@ -1155,6 +1155,13 @@ _USERINFO_BODIES: Final = (
 )
 
 
+async def prepare_signing_keys(context: BlockContext) -> None:
+    """Make the signing keys of the algorithms registered clients use, and EdDSA's, before serving (the
+    JWKS never makes keys, :mod:`identity.signing_keys`)."""
+    in_use = await ClientRegistry(context.sessions).algorithms_in_use()
+    await asyncio.to_thread(ProviderKeys.of(context.settings, context.keys).ensure, in_use)
+
+
 def require_tls(settings: Settings) -> None:
     """Refuse a public URL an OpenID provider cannot be served at: OpenID Connect Core 1.0 section 16.17
     (https://openid.net/specs/openid-connect-core-1_0.html#TLSRequirements) requires TLS, so the issuer is
@@ -1195,7 +1202,7 @@ def build_routes(
         context,
         register,
         authenticator,
-        ClientRegistry(context.sessions, clock=clock),
+        ClientRegistry(context.sessions, clock=clock, keys=ProviderKeys.of(context.settings, context.keys)),
         ClaimConsents(context.sessions, recorder=recorder, ttl=consent_ttl, clock=clock),
         cookie_key=load_or_create_key(context.settings.var_dir / "identity" / "session.key"),
         clock=clock,
@@ -1216,7 +1223,7 @@ def build_routes(
 
     @get(
         "/.well-known/jwks.json",
-        # Reading (and on first use creating) key files is blocking work: off the event loop.
+        # Reading key files is blocking work: off the event loop.
         sync_to_thread=True,
         opt=Contract(
             "The keys that sign ID tokens, access tokens and signed userinfo (RFC 7517)",
