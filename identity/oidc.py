@@ -862,7 +862,7 @@ class _Provider:
             destination=flow.destination,
             action=f"{_COOKIE_PATH}/authorize/otp",
             csrf_token=flow.csrf,
-            restart_href=f"{_COOKIE_PATH}/authorize?{urlencode(flow.query)}",
+            restart_href=f"{_COOKIE_PATH}/authorize/restart",
             message=text[message] if message else None,
         )
 
@@ -1318,6 +1318,30 @@ def build_routes(
         response.set_cookie(provider.flow_cookie(flow))
         return response
 
+    @get(
+        "/authorize/restart",
+        opt=Contract(
+            "The code page's 'Start again' link: the sign-in page again for the same authorization request "
+            "(a pushed one included, whose reference is already spent); an error page when the sign-in "
+            "has expired",
+            {200: _PAGE, 400: _PAGE},
+            tags=_TAGS,
+            errors=_KERNEL_ERRORS,
+        ).as_opt(),
+    )
+    async def restart(request: Request[Any, Any, Any]) -> Response[Any]:
+        flow = provider.read_flow(request)
+        language = _language(request, flow.query if flow is not None else [])
+        if flow is None:
+            return provider.error_page(language, "error_session")
+        client = await provider.clients.client(dict(flow.query).get("client_id", ""))
+        if client is None:
+            return provider.error_page(language, "error_client")
+        flow = _Flow(flow.query, secrets.token_urlsafe(24), _epoch(provider.clock() + FLOW_TTL))
+        response = provider.signin_page(language, flow, client)
+        response.set_cookie(provider.flow_cookie(flow))
+        return response
+
     @post(
         "/authorize/otp",
         opt=Contract(
@@ -1466,6 +1490,7 @@ def build_routes(
         authorize,
         authorize_by_form,
         identifier,
+        restart,
         one_time_code,
         consent,
         token,

@@ -23,6 +23,7 @@ from tests.identity.test_oidc import (
     authorize_query,
     client_assertion,
     code_of,
+    consent_to_all,
     exchange,
     form_of,
     jwks,
@@ -395,3 +396,64 @@ async def test_a_pushed_request_with_claims_goes_through_consent_and_releases_on
     )
     assert shown.status_code == 200
     assert 'action="/identity/authorize/consent"' in shown.text
+
+
+async def test_start_again_on_the_code_page_restarts_a_pushed_sign_in(provider: Provider) -> None:
+    _, secret = await provider.clients.add(
+        {
+            "client_id": "strict-portal",
+            "client_name": "Strict portal",
+            "redirect_uris": ["https://strict.example/callback"],
+            "sector": "DPI/GOV/MOL/jobseekers",
+            "scope": ["openid", "profile"],
+            "require_pushed_authorization_requests": True,
+        }
+    )
+    assert secret is not None
+    verifier, challenge = pkce()
+    query = authorize_query(
+        "strict-portal",
+        "https://strict.example/callback",
+        scope="openid profile",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    del query["client_id"]
+    pushed = await push(provider, query, ("strict-portal", secret))
+    page = await _authorize(provider, "strict-portal", pushed.json()["request_uri"])
+    action, csrf = form_of(page.text)
+    otp_page = await provider.http.post(action, data={"csrf_token": csrf, "identifier": provider.uin})
+    assert otp_page.status_code == 200, otp_page.text
+    link = re.search(r'<a href="([^"]+)">', otp_page.text)
+    assert link is not None
+    assert link.group(1) == "/identity/authorize/restart"
+
+    again = await provider.http.get(link.group(1))
+    assert again.status_code == 200
+    assert "Strict portal" in again.text
+    action, csrf = form_of(again.text)
+    assert action == "/identity/authorize/identifier"
+    otp_page = await provider.http.post(action, data={"csrf_token": csrf, "identifier": provider.uin})
+    code = re.search(r"\b(\d{6})\b", provider.sender.messages[-1].text)
+    assert code is not None
+    action, csrf = form_of(otp_page.text)
+    answer = await provider.http.post(action, data={"csrf_token": csrf, "otp": code.group(1)})
+    code_value = code_of(await consent_to_all(provider, answer), "https://strict.example/callback")
+    tokens = await provider.http.post(
+        "/identity/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code_value,
+            "redirect_uri": "https://strict.example/callback",
+            "code_verifier": verifier,
+        },
+        auth=("strict-portal", secret),
+    )
+    assert tokens.status_code == 200, tokens.text
+
+
+async def test_start_again_without_a_sign_in_in_progress_is_an_error_page(provider: Provider) -> None:
+    response = await provider.http.get("/identity/authorize/restart")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "location" not in response.headers
