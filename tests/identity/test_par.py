@@ -255,7 +255,9 @@ async def test_a_request_uri_that_is_not_a_pushed_reference_is_not_supported(pro
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["request_uri_not_supported"]
 
 
-async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(provider: Provider) -> None:
+async def strict_client_request(provider: Provider) -> tuple[str, str, dict[str, str]]:
+    """Register ``strict-portal``, which requires pushed requests; its secret, a PKCE verifier and the
+    authorization request's parameters."""
     _, secret = await provider.clients.add(
         {
             "client_id": "strict-portal",
@@ -275,6 +277,11 @@ async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(pro
         code_challenge=challenge,
         code_challenge_method="S256",
     )
+    return secret, verifier, query
+
+
+async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(provider: Provider) -> None:
+    secret, verifier, query = await strict_client_request(provider)
     plain = await provider.http.get("/identity/authorize", params=query)
     assert plain.status_code == 302
     params = parse_qs(urlsplit(plain.headers["location"]).query)
@@ -399,25 +406,7 @@ async def test_a_pushed_request_with_claims_goes_through_consent_and_releases_on
 
 
 async def test_start_again_on_the_code_page_restarts_a_pushed_sign_in(provider: Provider) -> None:
-    _, secret = await provider.clients.add(
-        {
-            "client_id": "strict-portal",
-            "client_name": "Strict portal",
-            "redirect_uris": ["https://strict.example/callback"],
-            "sector": "DPI/GOV/MOL/jobseekers",
-            "scope": ["openid", "profile"],
-            "require_pushed_authorization_requests": True,
-        }
-    )
-    assert secret is not None
-    verifier, challenge = pkce()
-    query = authorize_query(
-        "strict-portal",
-        "https://strict.example/callback",
-        scope="openid profile",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    secret, verifier, query = await strict_client_request(provider)
     del query["client_id"]
     pushed = await push(provider, query, ("strict-portal", secret))
     page = await _authorize(provider, "strict-portal", pushed.json()["request_uri"])
