@@ -6,28 +6,36 @@ A person signs in with a one-time code sent by SMS to the phone the register hol
 (a PIN, a biometric service) adds an entry to :data:`AUTHENTICATION_CONTEXTS`, with its level; a sign-in
 of a higher level satisfies a request for a lower one.
 
-Two ways a client can ask for a class, kept apart:
+Two ways a client can ask for a class, answered by one rule, :func:`acr_to_issue`:
 
-- ``acr_values`` (section 3.1.2.1) is voluntary: :func:`acr_for_acr_values` picks the first requested
-  class the sign-in satisfies, or else the sign-in's own class; a request never fails because of it.
-- an ``acr`` member of the ``claims`` request parameter (section 5.5.1.1) may be essential:
-  :func:`acr_for_claim_request` says which class answers it, or None when an essential request cannot
-  be satisfied (the caller then refuses the sign-in as that section allows).
+- an ``acr`` member of the ``claims`` request parameter's ``id_token`` (section 5.5.1.1) with ``value`` or
+  ``values``: the first requested class the sign-in satisfies is issued. When none is and the request is
+  essential, the sign-in fails (the provider answers ``unmet_authentication_requirements``, OpenID Connect
+  Core Error Code unmet_authentication_requirements 1.0,
+  https://openid.net/specs/openid-connect-unmet-authentication-requirements-1_0.html); a voluntary
+  request falls back to ``acr_values``.
+- ``acr_values`` (section 3.1.2.1) is voluntary: the first requested class the sign-in satisfies, or else
+  the sign-in's own class; a request never fails because of it.
+
+:func:`can_satisfy` asks the same question before the sign-in, of the strongest class the provider has,
+so a request no sign-in could meet is refused before the person is sent a code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
+
+from identity.claims import RequestedClaim
 
 __all__ = [
     "ACR_SMS_OTP",
     "AUTHENTICATION_CONTEXTS",
     "AuthenticationContext",
-    "acr_for_acr_values",
-    "acr_for_claim_request",
+    "acr_to_issue",
     "amr_of",
+    "can_satisfy",
     "supported_acr_values",
 ]
 
@@ -63,32 +71,27 @@ def _satisfies(achieved: str, requested: str) -> bool:
     return have is not None and want is not None and have.level >= want.level
 
 
-def acr_for_acr_values(acr_values: str | None, achieved: str) -> str:
-    """The ``acr`` to issue for a voluntary ``acr_values`` request (space-separated, preferred first)."""
+def acr_to_issue(
+    achieved: str, *, acr_values: str | None = None, claim: RequestedClaim | None = None
+) -> str | None:
+    """The ``acr`` to issue for a sign-in of class ``achieved``, given the request's ``acr_values``
+    (space-separated, preferred first) and the ``acr`` member of its ``claims`` parameter's ``id_token``.
+
+    None when the claim is essential, names classes, and the sign-in satisfies none of them.
+    """
+    if claim is not None:
+        asked = [claim.value] if claim.value is not None else list(claim.values or ())
+        for requested in asked:
+            if isinstance(requested, str) and _satisfies(achieved, requested):
+                return requested
+        if asked and claim.essential:
+            return None
     for requested in (acr_values or "").split():
         if _satisfies(achieved, requested):
             return requested
     return achieved
 
 
-def acr_for_claim_request(request: Mapping[str, Any] | None, achieved: str) -> str | None:
-    """The ``acr`` answering the ``acr`` member of a ``claims`` request (``{"essential": true, "values":
-    [...]}`` or ``{"value": ...}``; OpenID Connect Core 1.0 section 5.5.1.1), given the sign-in's class.
-
-    None when the request is essential and no requested class is satisfied; a voluntary request the
-    sign-in cannot meet is answered with the sign-in's own class.
-    """
-    if not isinstance(request, Mapping):
-        return achieved
-    wanted: Sequence[Any]
-    if "value" in request:
-        wanted = [request["value"]]
-    else:
-        values = request.get("values")
-        wanted = values if isinstance(values, list) else []
-    for requested in wanted:
-        if isinstance(requested, str) and _satisfies(achieved, requested):
-            return requested
-    if wanted and request.get("essential") is True:
-        return None
-    return achieved
+def can_satisfy(claim: RequestedClaim | None) -> bool:
+    """Whether some sign-in this provider offers can answer the ``acr`` claim request."""
+    return acr_to_issue(supported_acr_values()[0], claim=claim) is not None

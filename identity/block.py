@@ -158,7 +158,7 @@ def identity_block(
         version=VERSION,
         routes=lambda context: _routes(runtime_for(context), clock, consent_ttl),
         cli=identity_group,
-        lifespan=lambda context: _purging(runtime_for(context), purge_interval_seconds),
+        lifespan=lambda context: _serving(runtime_for(context), purge_interval_seconds),
         demo=lambda context: _demo(context, demo_people),
         migrations=Path(__file__).parent / "migrations",
     )
@@ -190,6 +190,14 @@ def _routes(
         ),
         *oidc_tokens.build_token_routes(runtime.context, clock=clock),
     ]
+
+
+@asynccontextmanager
+async def _serving(runtime: IdentityRuntime, interval_seconds: float) -> AsyncIterator[None]:
+    """The signing keys of the registered clients' algorithms made, then the purge for the app's life."""
+    await oidc.prepare_signing_keys(runtime.context)
+    async with _purging(runtime, interval_seconds):
+        yield
 
 
 @asynccontextmanager

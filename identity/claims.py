@@ -29,7 +29,6 @@ __all__ = [
     "ClaimsParameterInvalid",
     "ClaimsRequest",
     "RequestedClaim",
-    "acr_satisfied",
     "age_on",
     "claim_values",
     "delivery",
@@ -146,16 +145,6 @@ def requested_claims(
                 continue
             asked[name] = asked.get(name, False) or options.essential
     return asked
-
-
-def acr_satisfied(request: ClaimsRequest, available: Collection[str]) -> bool:
-    """False when the ID token's ``acr`` is asked for as essential with values none of ``available`` meet
-    (section 5.5.1.1: such a request is a failed authentication). ``acr_values`` is not read here."""
-    asked = request.id_token.get("acr")
-    if asked is None or not asked.essential:
-        return True
-    wanted = set(asked.values or ()) | ({asked.value} if asked.value is not None else set())
-    return not wanted or bool(wanted & set(available))
 
 
 def age_on(birthdate: date, today: date) -> int:

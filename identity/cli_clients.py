@@ -1,8 +1,10 @@
 """The ``dpi identity client`` commands: register, list, show and disable OpenID clients.
 
 ``add`` reads the client's metadata (the ``identity-client`` schema) from a JSON file or standard input
-and prints the stored metadata with the secret, shown this once. Exit codes: 0 done; 2 metadata the
-registry refuses, an unknown client, or a database that cannot be used, in one line.
+and prints the stored metadata with the secret, shown this once; the provider's signing key for the
+algorithm the client asks for is made in the key directory (``DPI_KEYS_DIR``) at the same time. Exit
+codes: 0 done; 2 metadata the registry refuses, an unknown client, or a database that cannot be used, in
+one line.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dpi import db
 from dpi.errors import DpiError
+from dpi.keys import KeyStoreError
 from dpi.settings import Settings, SettingsError
 from identity.clients import ClientRegistry
+from identity.signing_keys import ProviderKeys
 
 __all__ = ["client_group"]
 
@@ -36,7 +40,8 @@ def _run(work: Callable[[ClientRegistry], Awaitable[T]]) -> T:
         settings = Settings.from_environment()
         engine = db.create_engine(settings.database)
         try:
-            return await work(ClientRegistry(db.session_factory(engine)))
+            registry = ClientRegistry(db.session_factory(engine), keys=ProviderKeys.of(settings))
+            return await work(registry)
         finally:
             await engine.dispose()
 
@@ -45,7 +50,7 @@ def _run(work: Callable[[ClientRegistry], Awaitable[T]]) -> T:
     except DpiError as error:
         problems = "; ".join(f"{detail.pointer or '/'}: {detail.message}" for detail in error.details)
         _fail(f"{error.custom_message or error.reason.message()}{' (' + problems + ')' if problems else ''}")
-    except (SettingsError, SQLAlchemyError, OSError) as error:
+    except (SettingsError, KeyStoreError, SQLAlchemyError, OSError) as error:
         _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 

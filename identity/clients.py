@@ -16,6 +16,7 @@ https://www.rfc-editor.org/rfc/rfc7523) with a key of its ``jwks``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import standards
 from dpi.errors import DpiError, ErrorDetail
 from identity.oidc_models import ClientRow
+from identity.signing_keys import ProviderKeys
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
@@ -44,6 +46,7 @@ __all__ = [
     "RegisteredClient",
     "assertion_algorithm",
     "hash_secret",
+    "is_loopback_host",
     "validate_client_metadata",
 ]
 
@@ -75,7 +78,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is localhost or a loopback address (where http is allowed, RFC 8252 section 7.3)."""
     if host == "localhost":
         return True
     try:
@@ -95,7 +99,7 @@ def _redirect_problem(uri: str) -> str | None:
         return "a redirect URI is absolute, with a host"
     if parts.scheme == "https":
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return None
     return "a redirect URI uses https (http only for localhost)"
 
@@ -221,6 +225,13 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         )
 
     @property
+    def signing_algorithms(self) -> frozenset[str]:
+        """The algorithms the provider signs with for this client (ID tokens, and signed userinfo)."""
+        return frozenset(
+            {self.id_token_algorithm, *([self.userinfo_algorithm] if self.userinfo_signed else [])}
+        )
+
+    @property
     def require_pushed_requests(self) -> bool:
         """Whether the client's authorization requests must come by pushed request (RFC 9126 section 6)."""
         return bool(self.metadata.get("require_pushed_authorization_requests", False))
@@ -273,10 +284,17 @@ class ClientRegistry:
     """Registered clients in the identity block's database."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = _utcnow
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        keys: ProviderKeys | None = None,
     ) -> None:
+        """``keys``, when given, gets the signing key of each algorithm a client registers made at once,
+        so the provider's JWKS lists it before the client's first token."""
         self.sessions = sessions
         self.clock = clock
+        self.keys = keys
 
     async def add(self, metadata: Any) -> tuple[dict[str, Any], str | None]:
         """Register a client; returns its stored metadata and its secret (shown only now).
@@ -304,7 +322,19 @@ class ClientRegistry:
                 session.add(row)
         except IntegrityError:
             raise DpiError("identity.client_exists") from None
+        if self.keys is not None:
+            # RSA key generation takes a noticeable time: off the event loop.
+            await asyncio.to_thread(
+                self.keys.ensure, RegisteredClient(document, row.secret_hash).signing_algorithms
+            )
         return _document(row), secret
+
+    async def algorithms_in_use(self) -> frozenset[str]:
+        """Every signing algorithm an active client uses."""
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(ClientRow).where(ClientRow.status == _ACTIVE))).all()
+        clients = (RegisteredClient(dict(row.metadata_document), row.secret_hash) for row in rows)
+        return frozenset().union(*(client.signing_algorithms for client in clients))
 
     async def client(self, client_id: str) -> RegisteredClient | None:
         """The active client ``client_id``, or None (unknown and disabled clients alike)."""

@@ -33,6 +33,7 @@ The request in progress rides in a signed cookie with the page's CSRF token; not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -53,6 +54,7 @@ import jwt
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
     AccessDeniedError,
     AuthorizationServer,
+    InsecureTransportError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -82,15 +84,15 @@ from dpi.blocks import BlockContext
 from dpi.contract import Body, Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyNotFound, SigningKey
+from dpi.settings import Settings, SettingsError
 from dpi.tokens import bearer_token
-from identity.acr import ACR_SMS_OTP, acr_for_acr_values, amr_of, supported_acr_values
+from identity.acr import ACR_SMS_OTP, acr_to_issue, amr_of, can_satisfy, supported_acr_values
 from identity.authentication import OtpAuthenticator
 from identity.claim_consent import CONSENT_TTL, ClaimChoice, ClaimConsents
 from identity.claims import (
     SUPPORTED_CLAIMS,
     ClaimsParameterInvalid,
     ClaimsRequest,
-    acr_satisfied,
     claim_values,
     delivery,
     parse_claims_parameter,
@@ -102,6 +104,7 @@ from identity.clients import (
     SUPPORTED_AUTH_METHODS,
     ClientRegistry,
     RegisteredClient,
+    is_loopback_host,
 )
 from identity.models import PersonRow, PseudonymRow
 from identity.oidc_models import AuthorizationCodeRow, IssuedTokenRow, SignInSessionRow
@@ -122,6 +125,8 @@ __all__ = [
     "SESSION_TTL",
     "build_routes",
     "discovery_document",
+    "prepare_signing_keys",
+    "require_tls",
 ]
 
 SCOPES: Final = ("openid", "profile", "phone")
@@ -203,7 +208,12 @@ class _Request(OAuth2Request):  # type: ignore[misc]
         form: Sequence[tuple[str, str]] = (),
         authorization: str | None = None,
     ) -> None:
-        super().__init__(method, uri, headers={"Authorization": authorization} if authorization else {})
+        try:
+            super().__init__(method, uri, headers={"Authorization": authorization} if authorization else {})
+        except InsecureTransportError:
+            # require_tls refuses such an issuer when the block starts; should one slip through, the
+            # request is refused, never answered with a server error.
+            raise InvalidRequestError("The provider is not served over TLS.") from None
         self.payload = _Payload([*query, *form])
         self.pairs = [*query, *form]
         self._args = dict(reversed(query))
@@ -273,6 +283,16 @@ class _Outcome:
 
     codes: list[tuple[str, OAuth2Request]] = field(default_factory=list)
     tokens: list[tuple[str, datetime]] = field(default_factory=list)
+
+
+class _UnmetAuthenticationRequirements(OAuth2Error):  # type: ignore[misc]
+    """An essential ``acr`` claim request no sign-in of this provider meets (OpenID Connect Core 1.0 section
+    5.5.1.1: a failed authentication), with the error code of OpenID Connect Core Error Code
+    unmet_authentication_requirements 1.0
+    (https://openid.net/specs/openid-connect-unmet-authentication-requirements-1_0.html)."""
+
+    error = "unmet_authentication_requirements"
+    description = "The essential 'acr' asked for cannot be met."
 
 
 class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -495,9 +515,7 @@ class _Provider:
         self.secure_cookies = self.issuer.startswith("https://")
         self.client_auth = ClientAuthenticator(clients, self.issuer, clock)
         self.pushed = PushedRequests(context.sessions, clock)
-        self.keys = ProviderKeys(
-            context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
-        )
+        self.keys = clients.keys or ProviderKeys.of(context.settings, context.keys)
         self._active_key: tuple[float, SigningKey] | None = None
 
     def signing_key(self) -> SigningKey:
@@ -630,7 +648,6 @@ class _Provider:
             language = _language(request, query)
         client = await self.clients.client(payload.data.get("client_id", ""))
         server = _Server(self, [client] if client is not None else [])
-        oauth_request = _Request("GET", self.url("/authorize"), query=query)
         session = None
         prompts = payload.data.get("prompt", "").split()
         if "login" not in prompts:
@@ -642,6 +659,7 @@ class _Provider:
         if session is not None and client is not None:
             person = await self.person(session, client)
         try:
+            oauth_request = _Request("GET", self.url("/authorize"), query=query)
             grant = server.get_consent_grant(oauth_request, end_user=person)
             self._check_request(grant)
             if client is not None and client.require_pushed_requests and not pushed:
@@ -684,13 +702,8 @@ class _Provider:
             raise InvalidRequestError(
                 "Invalid 'max_age'.", redirect_uri=redirect_uri, state=data.get("state")
             )
-        claims = _claims_request(grant)
-        if not acr_satisfied(claims, (ACR_SMS_OTP,)):
-            raise AccessDeniedError(
-                "The essential 'acr' asked for cannot be met.",
-                redirect_uri=redirect_uri,
-                state=data.get("state"),
-            )
+        if not can_satisfy(_claims_request(grant).id_token.get("acr")):
+            raise _UnmetAuthenticationRequirements(redirect_uri=redirect_uri, state=data.get("state"))
 
     async def conclude(
         self,
@@ -771,6 +784,12 @@ class _Provider:
         person: _Person,
         released: Mapping[str, list[str]],
     ) -> Response[Any]:
+        data = grant.request.payload.data
+        acr = acr_to_issue(
+            person.acr, acr_values=data.get("acr_values"), claim=_claims_request(grant).id_token.get("acr")
+        )
+        if acr is None:
+            raise _UnmetAuthenticationRequirements(redirect_uri=grant.redirect_uri, state=data.get("state"))
         status, _body, headers = server.create_authorization_response(
             oauth_request, grant_user=person, grant=grant
         )
@@ -790,7 +809,7 @@ class _Provider:
                         code_challenge_method=data.get("code_challenge_method"),
                         subject=person.subject,
                         auth_time=datetime.fromtimestamp(person.auth_time, UTC),
-                        acr=acr_for_acr_values(data.get("acr_values"), person.acr),
+                        acr=acr,
                         created_at=now,
                         expires_at=now + CODE_TTL,
                         used_at=None,
@@ -857,7 +876,7 @@ class _Provider:
             destination=flow.destination,
             action=f"{_COOKIE_PATH}/authorize/otp",
             csrf_token=flow.csrf,
-            restart_href=f"{_COOKIE_PATH}/authorize?{urlencode(flow.query)}",
+            restart_href=f"{_COOKIE_PATH}/authorize/restart",
             message=text[message] if message else None,
         )
 
@@ -884,7 +903,14 @@ class _Provider:
         if client is not None and code_value:
             code = await self._load_code(code_value, client)
         server = _Server(self, [client] if client is not None else [], code, asserted)
-        oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+        try:
+            oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+        except OAuth2Error as error:
+            return Response(
+                {"error": str(error.error), "error_description": str(error.description)},
+                status_code=400,
+                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            )
         status, body, headers = server.create_token_response(oauth_request)
         if status == 200 and code is not None and not await self._consume(code, server.outcome):
             status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
@@ -1143,6 +1169,27 @@ _USERINFO_BODIES: Final = (
 )
 
 
+async def prepare_signing_keys(context: BlockContext) -> None:
+    """Make the signing keys of the algorithms registered clients use, and EdDSA's, before serving (the
+    JWKS never makes keys, :mod:`identity.signing_keys`)."""
+    in_use = await ClientRegistry(context.sessions).algorithms_in_use()
+    await asyncio.to_thread(ProviderKeys.of(context.settings, context.keys).ensure, in_use)
+
+
+def require_tls(settings: Settings) -> None:
+    """Refuse a public URL an OpenID provider cannot be served at: OpenID Connect Core 1.0 section 16.17
+    (https://openid.net/specs/openid-connect-core-1_0.html#TLSRequirements) requires TLS, so the issuer is
+    https, or http on a loopback host for development. A :class:`dpi.settings.SettingsError` names the
+    setting."""
+    parts = urlsplit(settings.public_url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        return
+    raise SettingsError(
+        "DPI_BASE_URL: the OpenID provider needs an https:// URL (http:// only on localhost or a loopback "
+        f"address), got {settings.public_url!r}"
+    )
+
+
 def _language(request: Request[Any, Any, Any], query: Sequence[tuple[str, str]]) -> str:
     return choose_language(dict(query).get("ui_locales"), request.headers.get("accept-language"))
 
@@ -1161,13 +1208,15 @@ def build_routes(
     The cookie key is a 32-byte secret in ``<var_dir>/identity/session.key`` (created on first use);
     replacing it ends every sign-in in progress and every session, nothing more. ``recorder`` records
     each claim release as a consent with a signed receipt (see :mod:`identity.claim_consent`); a
-    person's choice lasts ``consent_ttl``.
+    person's choice lasts ``consent_ttl``. A public URL that is not https (nor http on a loopback host) is
+    refused (:func:`require_tls`).
     """
+    require_tls(context.settings)
     provider = _Provider(
         context,
         register,
         authenticator,
-        ClientRegistry(context.sessions, clock=clock),
+        ClientRegistry(context.sessions, clock=clock, keys=ProviderKeys.of(context.settings, context.keys)),
         ClaimConsents(context.sessions, recorder=recorder, ttl=consent_ttl, clock=clock),
         cookie_key=load_or_create_key(context.settings.var_dir / "identity" / "session.key"),
         clock=clock,
@@ -1188,7 +1237,7 @@ def build_routes(
 
     @get(
         "/.well-known/jwks.json",
-        # Reading (and on first use creating) key files is blocking work: off the event loop.
+        # Reading key files is blocking work: off the event loop.
         sync_to_thread=True,
         opt=Contract(
             "The keys that sign ID tokens, access tokens and signed userinfo (RFC 7517)",
@@ -1283,6 +1332,30 @@ def build_routes(
         response.set_cookie(provider.flow_cookie(flow))
         return response
 
+    @get(
+        "/authorize/restart",
+        opt=Contract(
+            "The code page's 'Start again' link: the sign-in page again for the same authorization request "
+            "(a pushed one included, whose reference is already spent); an error page when the sign-in "
+            "has expired",
+            {200: _PAGE, 400: _PAGE},
+            tags=_TAGS,
+            errors=_KERNEL_ERRORS,
+        ).as_opt(),
+    )
+    async def restart(request: Request[Any, Any, Any]) -> Response[Any]:
+        flow = provider.read_flow(request)
+        language = _language(request, flow.query if flow is not None else [])
+        if flow is None:
+            return provider.error_page(language, "error_session")
+        client = await provider.clients.client(dict(flow.query).get("client_id", ""))
+        if client is None:
+            return provider.error_page(language, "error_client")
+        flow = _Flow(flow.query, secrets.token_urlsafe(24), _epoch(provider.clock() + FLOW_TTL))
+        response = provider.signin_page(language, flow, client)
+        response.set_cookie(provider.flow_cookie(flow))
+        return response
+
     @post(
         "/authorize/otp",
         opt=Contract(
@@ -1316,8 +1389,8 @@ def build_routes(
         session, cookie = await provider.open_session(uin)
         person = await provider.person(session, client)
         server = _Server(provider, [client])
-        oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
         try:
+            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
             if person is None:
                 raise InvalidRequestError("The person cannot sign in.")
             grant = server.get_consent_grant(oauth_request, end_user=person)
@@ -1356,8 +1429,8 @@ def build_routes(
         if person is None:
             return provider.error_page(language, "error_session")
         server = _Server(provider, [client])
-        oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
         try:
+            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
             grant = server.get_consent_grant(oauth_request, end_user=person)
             provider._check_request(grant)
             if fields.get("decision") != "allow":
@@ -1431,6 +1504,7 @@ def build_routes(
         authorize,
         authorize_by_form,
         identifier,
+        restart,
         one_time_code,
         consent,
         token,

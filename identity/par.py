@@ -173,7 +173,7 @@ def build_par_routes(
             "authorization endpoint, and answer its single-use request_uri; the client authenticated as at "
             "the token endpoint (HTTP Basic or a private_key_jwt assertion)",
             {201: "identity-oidc-par-response@1.0.0", 400: _OAUTH_ERROR, 401: _OAUTH_ERROR},
-            request=Body("identity-oidc-par-request@1.0.0", _FORM),
+            request=Body("identity-oidc-par-request@1.1.0", _FORM),
             tags=("identity-oidc",),
             errors=(413, 500),
         ).as_opt(),

@@ -4,6 +4,7 @@ registrations the profile cannot pass."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
 from consent.block import consent_block
-from identity.service import PersonRegister
+from identity import pseudonyms
 from tests.conformance_tests.broken_apps import Headers, Rewrite
 from tests.conformance_tests.broken_identity import (
     ReplayingTokens,
@@ -132,12 +133,13 @@ async def test_a_provider_showing_the_uin_fails_the_privacy_requirement(target: 
 async def test_a_provider_with_one_subject_for_every_sector_fails_pairwise(
     target: IdentityTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    genuine = PersonRegister.sector_pseudonym_for
+    # Every way the register names a person to a sector ends in ``record_pseudonym``: pin its sector.
+    genuine = pseudonyms.record_pseudonym
 
-    async def one_sector(self: PersonRegister, uin: str, sector: str) -> str:
-        return await genuine(self, uin, LABOUR)
+    async def one_sector(session: Any, key: bytes, person: Any, sector: str, now: datetime) -> str:
+        return await genuine(session, key, person, LABOUR, now)
 
-    monkeypatch.setattr(PersonRegister, "sector_pseudonym_for", one_sector)
+    monkeypatch.setattr(pseudonyms, "record_pseudonym", one_sector)
     report = await _run(target.app, _options(target))
     assert _failed(report) == {"IDN-015"}
     assert "a client of another sector: sub equals the first client's" in report.result("IDN-015").evidence

@@ -4,9 +4,12 @@ migrated database (SQLite and, when configured, PostgreSQL), the person register
 from __future__ import annotations
 
 import copy
+import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +25,7 @@ from consent.client import ClaimReleaseRecorder
 from dpi.app import DpiApp, create_app, migrate
 from dpi.blocks import Block, BlockContext
 from dpi.db import create_engine, session_factory
-from dpi.keys import SigningKey
+from dpi.keys import KeyRecord, SigningKey
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier
 from identity import oidc
@@ -32,6 +35,7 @@ from identity.clients import ClientRegistry
 from identity.oidc_tokens import build_token_routes
 from identity.senders import MemoryOtpSender
 from identity.service import PersonRegister
+from identity.signing_keys import ProviderKeys
 
 OPERATOR = "operator-centre-17-ahmed"
 AUTHORITY = "civil-registrar-rabat"
@@ -187,11 +191,17 @@ def _block(sender: MemoryOtpSender, clock: Clock, recorder: RecorderFactory | No
             *build_token_routes(context, clock=clock),
         ]
 
+    @asynccontextmanager
+    async def keys_made(context: BlockContext) -> AsyncIterator[None]:
+        await oidc.prepare_signing_keys(context)
+        yield
+
     return Block(
         name="identity",
         prefix="/identity",
         version="0.1.0",
         routes=routes,
+        lifespan=keys_made,
         migrations=Path(identity.__file__).parent / "migrations",
     )
 
@@ -214,7 +224,7 @@ async def open_provider(
     engine = create_engine(settings.database)
     sessions = session_factory(engine)
     register = PersonRegister(sessions, pseudonym_key=b"p" * 32, vid_key=b"v" * 32, clock=clock)
-    clients = ClientRegistry(sessions, clock=clock)
+    clients = ClientRegistry(sessions, clock=clock, keys=ProviderKeys.of(settings))
     issued: dict[str, str] = {}
     for client_id, sector, uri, extra in (
         ("labour-portal", LABOUR, REDIRECT, {}),
@@ -255,3 +265,19 @@ async def open_provider(
             )
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> SigningKey:
+    """One PS256 (RSA 3072) key for the whole run: making one takes a noticeable time."""
+    return SigningKey.generate("PS256")
+
+
+def install_key(directory: Path, key: SigningKey) -> None:
+    """Make ``key`` the active key of the empty key store in ``directory`` (the store's file layout)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(directory / f"{key.kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(key.private_pem())
+    record = KeyRecord(kid=key.kid, alg=key.alg, created_at=datetime.now(UTC), status="active")
+    (directory / f"{key.kid}.json").write_text(json.dumps(record.to_json()), encoding="utf-8")

@@ -182,10 +182,14 @@ async def test_a_malformed_claims_parameter_redirects_invalid_request(
     assert await codes(provider) == 0
 
 
-async def test_an_essential_acr_the_provider_cannot_meet_is_access_denied(provider: Provider) -> None:
+async def test_an_essential_acr_the_provider_cannot_meet_is_refused_before_sign_in(
+    provider: Provider,
+) -> None:
     impossible = json.dumps({"id_token": {"acr": {"essential": True, "value": "urn:dpi:acr:biometrics"}}})
     params = redirect_error(await provider.http.get("/identity/authorize", params=pkce_query(impossible)))
-    assert params["error"] == ["access_denied"]
+    assert params["error"] == ["unmet_authentication_requirements"]
+    assert params["state"] == ["state-123"]
+    assert provider.sender.messages == []
     possible = json.dumps({"id_token": {"acr": {"essential": True, "values": [oidc.ACR_SMS_OTP]}}})
     asked = pkce_query(possible)
     # Nothing beyond sub and acr is asked: no consent page, the code comes straight after sign-in.

@@ -13,7 +13,6 @@ from identity.claims import (
     ClaimsParameterInvalid,
     ClaimsRequest,
     RequestedClaim,
-    acr_satisfied,
     age_on,
     claim_values,
     delivery,
@@ -108,25 +107,6 @@ def test_claims_go_where_they_are_asked_for_and_only_when_released() -> None:
         "userinfo": ["age_over_65", "name"],
     }
     assert delivery(["openid", "profile"], parameter, set()) == {"id_token": [], "userinfo": []}
-
-
-@pytest.mark.parametrize(
-    ("claims", "satisfied"),
-    [
-        (None, True),
-        ('{"id_token": {"acr": null}}', True),
-        ('{"id_token": {"acr": {"values": ["urn:other"]}}}', True),
-        ('{"id_token": {"acr": {"essential": true}}}', True),
-        ('{"id_token": {"acr": {"essential": true, "value": "urn:dpi:acr:sms-otp"}}}', True),
-        ('{"id_token": {"acr": {"essential": true, "values": ["urn:x", "urn:dpi:acr:sms-otp"]}}}', True),
-        ('{"id_token": {"acr": {"essential": true, "value": "urn:dpi:acr:biometrics"}}}', False),
-        ('{"id_token": {"acr": {"essential": true, "values": ["urn:x", "urn:y"]}}}', False),
-    ],
-)
-def test_an_essential_acr_is_met_only_by_the_acr_the_provider_has(
-    claims: str | None, satisfied: bool
-) -> None:
-    assert acr_satisfied(parse_claims_parameter(claims), ["urn:dpi:acr:sms-otp"]) is satisfied
 
 
 @pytest.mark.parametrize(

@@ -365,7 +365,9 @@ async def test_discovery_matches_what_is_enforced(provider: Provider) -> None:
     assert document["subject_types_supported"] == ["pairwise"]
     assert document["request_uri_parameter_supported"] is False
     keys = (await provider.http.get("/identity/.well-known/jwks.json")).json()["keys"]
-    assert {key["alg"] for key in keys} == set(document["id_token_signing_alg_values_supported"])
+    # Keys exist for the algorithms in use: EdDSA always, the others once a client registers them.
+    assert {key["alg"] for key in keys} == {"EdDSA"}
+    assert set(document["id_token_signing_alg_values_supported"]) == {"EdDSA", "ES256", "PS256"}
     for path in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
         assert document[path].startswith(provider.issuer)
     # A plain challenge, which discovery does not offer, is refused.

@@ -159,7 +159,7 @@ def _pages(language: str) -> dict[str, str]:
             title=text["title_otp"],
             destination="78",
             action="/identity/authorize/otp",
-            restart_href="/identity/authorize?client_id=labour-portal",
+            restart_href="/identity/authorize/restart",
             message=text["otp_refused"],
             **common,
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,18 +14,24 @@ from sqlalchemy import text
 
 import standards
 from identity import par
+from identity.acr import ACR_SMS_OTP as OTP
 from tests.identity.conftest import Provider
+from tests.identity.test_claim_consent import until_consent
 from tests.identity.test_oidc import (
     JOBS_REDIRECT,
     assertion_fields,
     authorize_query,
     client_assertion,
     code_of,
+    consent_to_all,
     exchange,
+    form_of,
+    jwks,
     pkce,
     redeem_with_assertion,
     register_key_client,
     sign_in,
+    verify_id_token,
 )
 
 PAR = "/identity/par"
@@ -131,6 +139,17 @@ def _refused_case(provider: Provider, case: str) -> tuple[dict[str, Any], Any]:
         "another client_id": ({**good, "client_id": "health-portal"}, auth),
         "bad max_age": ({**good, "max_age": "soon"}, auth),
         "too long": ({**good, "state": "s" * 5000}, auth),
+        "claims not JSON": ({**good, "claims": "{id_token"}, auth),
+        "claims not an object": ({**good, "claims": "[]"}, auth),
+        "claims member not an object": ({**good, "claims": '{"userinfo": []}'}, auth),
+        "claims essential not a boolean": (
+            {**good, "claims": '{"id_token": {"age_over_18": {"essential": "yes"}}}'},
+            auth,
+        ),
+        "unmet essential acr": (
+            {**good, "claims": '{"id_token": {"acr": {"essential": true, "value": "urn:x:biometric"}}}'},
+            auth,
+        ),
         "wrong secret": (good, ("labour-portal", "not-the-secret")),
         "unknown client": (good, ("nobody", "secret")),
         "no authentication": (good, httpx.USE_CLIENT_DEFAULT),
@@ -151,6 +170,11 @@ def _refused_case(provider: Provider, case: str) -> tuple[dict[str, Any], Any]:
         ("another client_id", 400, "invalid_request"),
         ("bad max_age", 400, "invalid_request"),
         ("too long", 400, "invalid_request"),
+        ("claims not JSON", 400, "invalid_request"),
+        ("claims not an object", 400, "invalid_request"),
+        ("claims member not an object", 400, "invalid_request"),
+        ("claims essential not a boolean", 400, "invalid_request"),
+        ("unmet essential acr", 400, "unmet_authentication_requirements"),
         ("wrong secret", 401, "invalid_client"),
         ("unknown client", 401, "invalid_client"),
         ("no authentication", 401, "invalid_client"),
@@ -231,7 +255,9 @@ async def test_a_request_uri_that_is_not_a_pushed_reference_is_not_supported(pro
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["request_uri_not_supported"]
 
 
-async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(provider: Provider) -> None:
+async def strict_client_request(provider: Provider) -> tuple[str, str, dict[str, str]]:
+    """Register ``strict-portal``, which requires pushed requests; its secret, a PKCE verifier and the
+    authorization request's parameters."""
     _, secret = await provider.clients.add(
         {
             "client_id": "strict-portal",
@@ -251,6 +277,11 @@ async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(pro
         code_challenge=challenge,
         code_challenge_method="S256",
     )
+    return secret, verifier, query
+
+
+async def test_a_client_that_requires_pushed_requests_cannot_send_them_plain(provider: Provider) -> None:
+    secret, verifier, query = await strict_client_request(provider)
     plain = await provider.http.get("/identity/authorize", params=query)
     assert plain.status_code == 302
     params = parse_qs(urlsplit(plain.headers["location"]).query)
@@ -290,7 +321,7 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
     operation = document["paths"][PAR]["post"]
     assert operation["requestBody"]["content"] == {
         "application/x-www-form-urlencoded": {
-            "schema": {"$ref": "#/components/schemas/identity-oidc-par-request-1.0.0"}
+            "schema": {"$ref": "#/components/schemas/identity-oidc-par-request-1.1.0"}
         }
     }
     success = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
@@ -308,6 +339,9 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
         ("identity-oidc-par-request@1.0.0", {**authorize_query(), "request_uri": "urn:x"}),
         ("identity-oidc-par-request@1.0.0", {**authorize_query(), "client_secret": "s"}),
         ("identity-oidc-par-request@1.0.0", {"client_id": "labour-portal"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "claims": "{"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "prompt": "select_account"}),
+        ("identity-oidc-par-request@1.1.0", {**authorize_query(), "request_uri": "urn:x"}),
         (
             "identity-oidc-authorize-request@1.2.0",
             {"client_id": "labour-portal", "request_uri": "https://x/r"},
@@ -320,3 +354,95 @@ async def test_the_endpoint_is_documented_by_its_schemas(provider: Provider) -> 
 )
 def test_schemas_refuse_what_the_endpoint_does_not_take_or_send(ref: str, instance: Any) -> None:
     assert not valid(ref, instance)
+
+
+async def test_a_pushed_request_with_claims_goes_through_consent_and_releases_only_the_choice(
+    provider: Provider,
+) -> None:
+    claims = json.dumps(
+        {
+            "id_token": {"age_over_18": {"essential": True}, "acr": {"values": [OTP]}},
+            "userinfo": {"birthdate": None},
+        }
+    )
+    form = {**authorize_query(scope="openid profile"), "claims": claims, "prompt": "consent"}
+    assert valid("identity-oidc-par-request@1.1.0", form)
+    request_uri, verifier = await pushed_labour_request(
+        provider, scope="openid profile", claims=claims, prompt="consent"
+    )
+    page = await until_consent(provider, {"client_id": "labour-portal", "request_uri": request_uri})
+    assert page.status_code == 200, page.text
+    assert set(re.findall(r'name="claim" value="([^"]+)"', page.text)) == {
+        "age_over_18",
+        "birthdate",
+        "family_name",
+        "given_name",
+        "name",
+    }
+    action, csrf = form_of(page.text)
+    redirect = await provider.http.post(
+        action, data={"csrf_token": csrf, "decision": "allow", "claim": ["age_over_18", "name"]}
+    )
+    tokens = await exchange(provider, code_of(redirect), verifier)
+    assert tokens.status_code == 200, tokens.text
+    id_token = verify_id_token(
+        tokens.json()["id_token"], await jwks(provider), provider.issuer, "labour-portal"
+    )
+    assert id_token["age_over_18"] is True
+    assert id_token["acr"] == OTP
+    assert "birthdate" not in id_token
+    userinfo = await provider.http.get(
+        "/identity/userinfo", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    )
+    assert set(userinfo.json()) == {"sub", "name"}
+
+    # prompt=consent was pushed too: the next pushed request asks again even though the choice covers it.
+    again, _ = await pushed_labour_request(provider, scope="openid profile", claims=claims, prompt="consent")
+    shown = await provider.http.get(
+        "/identity/authorize", params={"client_id": "labour-portal", "request_uri": again}
+    )
+    assert shown.status_code == 200
+    assert 'action="/identity/authorize/consent"' in shown.text
+
+
+async def test_start_again_on_the_code_page_restarts_a_pushed_sign_in(provider: Provider) -> None:
+    secret, verifier, query = await strict_client_request(provider)
+    del query["client_id"]
+    pushed = await push(provider, query, ("strict-portal", secret))
+    page = await _authorize(provider, "strict-portal", pushed.json()["request_uri"])
+    action, csrf = form_of(page.text)
+    otp_page = await provider.http.post(action, data={"csrf_token": csrf, "identifier": provider.uin})
+    assert otp_page.status_code == 200, otp_page.text
+    link = re.search(r'<a href="([^"]+)">', otp_page.text)
+    assert link is not None
+    assert link.group(1) == "/identity/authorize/restart"
+
+    again = await provider.http.get(link.group(1))
+    assert again.status_code == 200
+    assert "Strict portal" in again.text
+    action, csrf = form_of(again.text)
+    assert action == "/identity/authorize/identifier"
+    otp_page = await provider.http.post(action, data={"csrf_token": csrf, "identifier": provider.uin})
+    code = re.search(r"\b(\d{6})\b", provider.sender.messages[-1].text)
+    assert code is not None
+    action, csrf = form_of(otp_page.text)
+    answer = await provider.http.post(action, data={"csrf_token": csrf, "otp": code.group(1)})
+    code_value = code_of(await consent_to_all(provider, answer), "https://strict.example/callback")
+    tokens = await provider.http.post(
+        "/identity/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code_value,
+            "redirect_uri": "https://strict.example/callback",
+            "code_verifier": verifier,
+        },
+        auth=("strict-portal", secret),
+    )
+    assert tokens.status_code == 200, tokens.text
+
+
+async def test_start_again_without_a_sign_in_in_progress_is_an_error_page(provider: Provider) -> None:
+    response = await provider.http.get("/identity/authorize/restart")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "location" not in response.headers

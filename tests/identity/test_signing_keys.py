@@ -1,19 +1,28 @@
-"""ID tokens and signed userinfo in each algorithm a client may register, and key rotation, checked with
-pyjwt against the published JWKS only."""
+"""ID tokens and signed userinfo in each algorithm a client may register, keys made at registration and at
+start (never by a JWKS read), and key rotation, checked with pyjwt against the published JWKS only."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from click.testing import CliRunner
+from litestar.testing import AsyncTestClient
 
 import standards
+from dpi.app import create_app
+from dpi.db import create_engine, session_factory
 from dpi.errors import DpiError
-from dpi.keys import KeyStore
-from tests.identity.conftest import LABOUR, Provider
+from dpi.keys import KeyStore, SigningKey
+from dpi.settings import Settings
+from identity.block import identity_block
+from identity.cli import identity_group
+from identity.clients import ClientRegistry
+from tests.identity.conftest import LABOUR, Provider, install_key
 from tests.identity.test_oidc import authorize_query, code_of, pkce, sign_in
 
 ALGORITHMS = ("EdDSA", "ES256", "PS256")
@@ -79,10 +88,16 @@ def verify(token: str, jwks: dict[str, Any], algorithm: str, audience: str, issu
     return claims
 
 
+def provider_store(provider: Provider, algorithm: str) -> Path:
+    return provider.app.runtime.settings.key_directory / "identity" / algorithm.lower()
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 async def test_id_tokens_and_userinfo_are_signed_with_the_registered_algorithm(
-    provider: Provider, algorithm: str
+    provider: Provider, algorithm: str, rsa_key: SigningKey
 ) -> None:
+    if algorithm == "PS256":
+        install_key(provider_store(provider, algorithm), rsa_key)
     client_id = f"alg-{algorithm.lower()}"
     secret = await register(
         provider,
@@ -109,7 +124,19 @@ async def test_a_client_without_an_algorithm_gets_eddsa(provider: Provider) -> N
     verify(tokens["id_token"], await published(provider), "EdDSA", "alg-default", provider.issuer)
 
 
-async def test_the_jwks_has_one_active_key_per_algorithm_and_discovery_lists_them(provider: Provider) -> None:
+async def test_the_jwks_has_one_active_key_per_algorithm_in_use_and_reading_it_makes_none(
+    provider: Provider, rsa_key: SigningKey
+) -> None:
+    jwks = await published(provider)
+    assert [key["alg"] for key in jwks["keys"]] == ["EdDSA"]
+    assert not provider_store(provider, "ES256").exists()
+    assert not provider_store(provider, "PS256").exists()
+
+    await register(provider, "alg-es256", id_token_signed_response_alg="ES256")
+    assert sorted(key["alg"] for key in (await published(provider))["keys"]) == ["ES256", "EdDSA"]
+    install_key(provider_store(provider, "PS256"), rsa_key)
+    await register(provider, "alg-ps256", userinfo_signed_response_alg="PS256")
+
     jwks = await published(provider)
     assert standards.validator("jwks@1.0.0").issues(jwks) == []
     assert sorted(key["alg"] for key in jwks["keys"]) == sorted(ALGORITHMS)
@@ -172,3 +199,58 @@ async def test_after_rotation_new_tokens_use_the_new_key_and_old_tokens_still_ve
     assert discovery["id_token_signing_alg_values_supported"] == list(ALGORITHMS)
     listed = (await provider.http.get(httpx.URL(discovery["jwks_uri"]).path)).json()
     assert {key["kid"] for key in listed["keys"]} == kids
+
+
+async def test_the_block_makes_at_start_the_keys_of_clients_registered_without_them(
+    migrated: Settings,
+) -> None:
+    engine = create_engine(migrated.database)
+    try:
+        # Registered with no access to the key directory, as straight into the database.
+        await ClientRegistry(session_factory(engine)).add(
+            {
+                "client_id": "alg-es256",
+                "client_name": "ES256 portal",
+                "redirect_uris": [CALLBACK],
+                "sector": LABOUR,
+                "scope": ["openid"],
+                "id_token_signed_response_alg": "ES256",
+            }
+        )
+    finally:
+        await engine.dispose()
+    assert not (migrated.key_directory / "identity" / "es256").exists()
+    async with AsyncTestClient(app=create_app(migrated, blocks=[identity_block()])) as http:
+        jwks = (await http.get("/identity/.well-known/jwks.json")).json()
+    assert sorted(key["alg"] for key in jwks["keys"]) == ["ES256", "EdDSA"]
+
+
+def test_dpi_identity_keys_rotate_keeps_the_old_key_published(tmp_path: Path) -> None:
+    environment = {"DPI_VAR_DIR": str(tmp_path / "var"), "DPI_KEY_GRACE_SECONDS": "3600"}
+    store = KeyStore(tmp_path / "var" / "keys" / "identity" / "es256")
+    old = store.ensure_active("ES256")
+    result = CliRunner().invoke(identity_group, ["keys", "rotate", "--alg", "ES256"], env=environment)
+    assert result.exit_code == 0, result.output
+    new = store.active()
+    assert new.kid != old.kid
+    assert new.alg == "ES256"
+    assert result.output == f"ES256: new active key {new.kid}\n"
+    assert {key["kid"] for key in store.jwks()["keys"]} == {old.kid, new.kid}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment"),
+    [
+        (["keys", "rotate", "--alg", "RS256"], {}),
+        (["keys", "rotate"], {}),
+        (["keys", "rotate", "--alg", "ES256"], {"DPI_KEY_GRACE_SECONDS": "soon"}),
+    ],
+)
+def test_dpi_identity_keys_rotate_refuses_what_it_cannot_do(
+    tmp_path: Path, arguments: list[str], environment: dict[str, str]
+) -> None:
+    result = CliRunner().invoke(
+        identity_group, arguments, env={"DPI_VAR_DIR": str(tmp_path / "var"), **environment}
+    )
+    assert result.exit_code == 2
+    assert not (tmp_path / "var" / "keys" / "identity").exists()
