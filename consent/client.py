@@ -41,6 +41,7 @@ from consent.service import Actor, ConsentService, notice_hash
 from dpi.blocks import BlockContext
 from dpi.errors import DpiError, ErrorDetail
 from dpi.signing import canonical_json
+from standards import SchemaValidationError
 
 __all__ = [
     "CHANGES_CHANNEL",
@@ -524,20 +525,30 @@ class InProcessClaimReleaseRecorder:
         except DpiError as error:
             if error.reason_code != "agreement.not_found":
                 raise
-        return await self._service.publish_agreement(
-            {
-                "agreement_id": agreement_id,
-                "consumer": release.consumer,
-                "providers": [{"provider": self._provider, "service": "userinfo"}],
-                "purpose": _RELEASE_PURPOSE,
-                "legal_basis": "consent",
-                "data_items": [
-                    {"schema": CLAIMS_SCHEMA, "fields": [f"/{claim}" for claim in sorted(release.claims)]}
-                ],
-                "retention_days": release.validity_days,
-                "max_validity_days": release.validity_days,
-                "revocable": True,
-                "controller": {"name": release.client_name, "contact": release.contact},
-                "notices": {language: {"text": text} for language, text in notices.items()},
-            }
-        )
+        try:
+            return await self._service.publish_agreement(
+                {
+                    "agreement_id": agreement_id,
+                    "consumer": release.consumer,
+                    "providers": [{"provider": self._provider, "service": "userinfo"}],
+                    "purpose": _RELEASE_PURPOSE,
+                    "legal_basis": "consent",
+                    "data_items": [
+                        {"schema": CLAIMS_SCHEMA, "fields": [f"/{claim}" for claim in sorted(release.claims)]}
+                    ],
+                    "retention_days": release.validity_days,
+                    "max_validity_days": release.validity_days,
+                    "revocable": True,
+                    "controller": {"name": release.client_name, "contact": release.contact},
+                    "notices": {language: {"text": text} for language, text in notices.items()},
+                }
+            )
+        except SchemaValidationError as error:
+            # A client the consent block cannot name (its sector is not a subsystem id, say) gets a
+            # reason, not a 500; the pointers say which member, without the values.
+            pointers = ", ".join(sorted({issue.pointer or "/" for issue in error.issues}))
+            raise DpiError(
+                "agreement.invalid",
+                f"the claim release cannot be recorded as a consent (invalid {pointers}); a client's sector "
+                "must be a subsystem id INSTANCE/CLASS/MEMBER/SUBSYSTEM",
+            ) from error

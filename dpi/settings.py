@@ -115,6 +115,13 @@ def _member_id(raw: str) -> str | None:
     return value
 
 
+def _subsystem_id(raw: str) -> str | None:
+    value = _member_id(raw)
+    if value is not None and value.count("/") != 3:
+        raise ValueError(f"must name a subsystem INSTANCE/CLASS/MEMBER/SUBSYSTEM, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``DPI_*`` setting: its variable, the attribute it fills, how it is parsed, what it means."""
@@ -194,6 +201,15 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         _member_id,
         "",
         "this deployment's exchange identifier INSTANCE/CLASS/MEMBER[/SUBSYSTEM], shown in capabilities",
+    ),
+    Setting(
+        "DPI_IDENTITY_SUBSYSTEM",
+        "identity_subsystem",
+        _subsystem_id,
+        "",
+        "the OpenID provider's subsystem, named as provider in the consents that record claim releases; "
+        "defaults to DPI_MEMBER_ID when it names a subsystem, <DPI_MEMBER_ID>/identity when it names a "
+        "member, else DPI/GOV/MOI/identity (the demo's)",
     ),
     Setting(
         "DPI_MAX_BODY_BYTES",
@@ -303,6 +319,7 @@ class Settings:
     base_url: str | None = None
     blocks: tuple[str, ...] | None = None
     member_id: str | None = None
+    identity_subsystem: str | None = None
     max_body_bytes: int = 1048576
     migrate_on_start: bool = True
     allow_private_callbacks: bool = False

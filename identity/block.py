@@ -36,7 +36,7 @@ from typing import Final
 
 from litestar.handlers import HTTPRouteHandler
 
-from consent.client import ClaimReleaseRecorder
+from consent.client import ClaimReleaseRecorder, InProcessClaimReleaseRecorder
 from dpi.blocks import Block, BlockContext
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
@@ -50,14 +50,17 @@ from identity.service import PersonRegister
 
 __all__ = [
     "DEFAULT_OTP_POLICY",
+    "DEMO_PROVIDER",
     "VERSION",
     "IdentityRuntime",
     "block",
     "configured_sender",
+    "consent_block_recorder",
     "identity_block",
     "jwt_verifier",
     "key_paths",
     "otp_key_path",
+    "provider_subsystem",
 ]
 
 VERSION: Final = "0.1.0"
@@ -224,4 +227,26 @@ async def _purging(runtime: IdentityRuntime, interval_seconds: float) -> AsyncIt
             await task
 
 
-block: Final = identity_block()
+DEMO_PROVIDER: Final = "DPI/GOV/MOI/identity"
+
+
+def provider_subsystem(settings: Settings) -> str:
+    """The OpenID provider's subsystem id, the provider of the consents that record claim releases:
+    ``DPI_IDENTITY_SUBSYSTEM``, else ``DPI_MEMBER_ID`` (its ``identity`` subsystem when it names a
+    member), else the demo's :data:`DEMO_PROVIDER`."""
+    if settings.identity_subsystem is not None:
+        return settings.identity_subsystem
+    member = settings.member_id
+    if member is not None:
+        return member if member.count("/") == 3 else f"{member}/identity"
+    return DEMO_PROVIDER
+
+
+def consent_block_recorder(context: BlockContext) -> ClaimReleaseRecorder:
+    """Claim releases recorded, with their signed receipts, by the consent block of the same deployment
+    (its tables and keys, in-process)."""
+    return InProcessClaimReleaseRecorder.over(context, provider=provider_subsystem(context.settings))
+
+
+# The registered block: installed beside the consent block, every claim release gets a signed receipt.
+block: Final = identity_block(release_recorder=consent_block_recorder)

@@ -387,7 +387,7 @@ CLIENTS: Final = (
     DemoClient(
         "citizen-portal",
         "Portail citoyen / Citizen portal",
-        "citizen-portal",
+        "DPI/GOV/DIGITAL/citizen-portal",
         "/portal/callback",
         "client_secret_basic",
         "fr",

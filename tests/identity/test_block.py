@@ -11,9 +11,17 @@ import pytest
 
 from dpi import db
 from dpi.app import create_app, migrate
-from dpi.settings import Settings
+from dpi.settings import Settings, SettingsError
 from identity.authentication import OtpAuthenticator, OtpPolicy
-from identity.block import DEFAULT_OTP_POLICY, configured_sender, identity_block, key_paths, otp_key_path
+from identity.block import (
+    DEFAULT_OTP_POLICY,
+    DEMO_PROVIDER,
+    configured_sender,
+    identity_block,
+    key_paths,
+    otp_key_path,
+    provider_subsystem,
+)
 from identity.clients import ClientRegistry
 from identity.pseudonyms import load_or_create_key
 from identity.senders import ConsoleOtpSender, HttpSmsGatewaySender, MemoryOtpSender
@@ -21,6 +29,30 @@ from identity.service import PersonRegister
 from tests.identity.conftest import LABOUR, OPERATOR, REDIRECT, amina, youssef
 from tests.identity.test_oidc import form_of
 from tests.serving import serving
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, DEMO_PROVIDER),
+        ({"DPI_MEMBER_ID": "DPI/GOV/NIA"}, "DPI/GOV/NIA/identity"),
+        ({"DPI_MEMBER_ID": "DPI/GOV/NIA/oidc"}, "DPI/GOV/NIA/oidc"),
+        (
+            {"DPI_MEMBER_ID": "DPI/GOV/NIA", "DPI_IDENTITY_SUBSYSTEM": "DPI/GOV/NIA/signin"},
+            "DPI/GOV/NIA/signin",
+        ),
+    ],
+)
+def test_claim_releases_name_the_provider_subsystem_the_settings_give(
+    environment: dict[str, str], expected: str
+) -> None:
+    assert provider_subsystem(Settings.from_environment(environment)) == expected
+
+
+@pytest.mark.parametrize("value", ["DPI/GOV/NIA", "not an id", "DPI/GOV/NIA/a/b"])
+def test_an_identity_subsystem_that_is_not_a_subsystem_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="DPI_IDENTITY_SUBSYSTEM"):
+        Settings.from_environment({"DPI_IDENTITY_SUBSYSTEM": value})
 
 
 def test_the_sender_follows_the_settings() -> None:

@@ -26,7 +26,7 @@ from dpi.settings import Settings
 from identity import oidc
 from identity.claim_consent import ClaimConsents
 from identity.oidc_models import AuthorizationCodeRow, ClaimConsentRow
-from tests.identity.conftest import LABOUR, REDIRECT, Provider, open_provider
+from tests.identity.conftest import HEALTH_REDIRECT, LABOUR, REDIRECT, Provider, open_provider
 from tests.identity.test_oidc import authorize_query, code_of, exchange, form_of, jwks, pkce, verify_id_token
 
 IDENTITY_SUBSYSTEM = "DPI/GOV/MOI/identity"
@@ -347,3 +347,26 @@ async def test_a_release_that_cannot_be_recorded_releases_nothing(failing: Provi
     assert "could not be recorded" in answer.text or "n'a pas pu" in answer.text
     assert await stored(failing) == []
     assert await codes(failing) == 0
+
+
+async def test_a_client_the_consent_block_cannot_name_gets_the_refusal_page_not_a_500(
+    recording: Provider,
+) -> None:
+    # A sector that is a plain name, not a subsystem id, cannot be a consent's consumer.
+    _, secret = await recording.clients.add(
+        {
+            "client_id": "clinic",
+            "client_name": "Clinic",
+            "redirect_uris": [HEALTH_REDIRECT],
+            "sector": "health-clinics",
+            "scope": ["openid", "profile"],
+        }
+    )
+    assert secret is not None
+    asked = pkce_query(scope="openid profile", client_id="clinic", redirect_uri=HEALTH_REDIRECT)
+    page = await until_consent(recording, asked)
+    answer = await choose(recording, page, ["name"])
+    assert answer.status_code == 503
+    assert "location" not in answer.headers
+    assert await stored(recording) == []
+    assert await codes(recording) == 0

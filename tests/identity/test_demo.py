@@ -4,6 +4,7 @@ with the consent and identity blocks mounted together."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -17,12 +18,13 @@ from sqlalchemy import func, select
 
 import identity.block
 from consent.block import consent_block
+from consent.receipts import verify_receipt
 from dpi import db
 from dpi.app import create_app, migrate
 from dpi.blocks import Block
 from dpi.cli import _load_demo
 from dpi.settings import Settings
-from identity.block import identity_block
+from identity.block import DEMO_PROVIDER, identity_block
 from identity.clients import ClientRegistry
 from identity.demo import (
     AMINA_UIN,
@@ -35,6 +37,7 @@ from identity.demo import (
     synthetic_people,
 )
 from identity.models import PersonRow
+from identity.oidc_models import ClaimConsentRow
 from identity.service import is_uin, normalise_demographics
 from tests.identity.test_oidc import form_of, pkce
 from tests.serving import serving
@@ -104,6 +107,17 @@ def demo_block(people: int = 40) -> Block:
 async def load_demo(settings: Settings, blocks: list[Block]) -> list[str]:
     """What ``dpi demo`` does before it serves: each block's chapter, through the kernel's own loader."""
     return await _load_demo(settings, blocks)
+
+
+async def only_receipt(settings: Settings) -> str:
+    engine = db.create_engine(settings.database)
+    try:
+        async with db.session_factory(engine)() as session:
+            (receipt,) = (await session.scalars(select(ClaimConsentRow.receipt))).all()
+    finally:
+        await engine.dispose()
+    assert receipt is not None
+    return receipt
 
 
 async def people_count(settings: Settings) -> int:
@@ -219,6 +233,13 @@ async def test_a_demo_sign_in_shows_the_code_on_the_console(
         userinfo = await http.get(
             "/identity/userinfo", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
         )
+        # The registered block records the release through the consent block beside it: a signed receipt.
+        jwks = (await http.get("/consent/.well-known/jwks.json")).json()
+    receipt_jws = await only_receipt(settings)
+    receipt = verify_receipt(receipt_jws, jwks)
+    assert receipt["subject"] == userinfo.json()["sub"]
+    assert receipt["providers"] == [{"provider": DEMO_PROVIDER, "service": "userinfo"}]
+    assert AMINA_UIN not in json.dumps(receipt)
     assert userinfo.status_code == 200
     assert userinfo.json()["name"] == "Amina El Idrissi"
     assert userinfo.json()["phone_number"] == NAMED_PEOPLE[0].demographics["phone"]
