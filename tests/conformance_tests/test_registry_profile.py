@@ -4,6 +4,8 @@ without a sender registration the profile cannot pass."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
+from tests.conformance_tests import broken_registry
 from tests.conformance_tests.identity_target import free_port
 from tests.conformance_tests.registry_target import RegistryTarget, registry_target
 from tests.serving import serving
@@ -60,3 +63,54 @@ async def test_our_registry_passes(target: RegistryTarget) -> None:
     assert _why(report) == []
     assert {result.id: result.status for result in report.results} == dict.fromkeys(REQUIREMENTS, Status.PASS)
     assert report.verdict == "pass"
+
+
+@pytest.fixture
+async def sqlite_target(tmp_path: Path) -> RegistryTarget:
+    return await registry_target(tmp_path / "var", callback_port=free_port())
+
+
+@pytest.mark.parametrize(
+    ("breakage", "broken"),
+    [
+        (broken_registry.duplicates_accepted, {"RDC-005"}),
+        (broken_registry.page_cap_ignored, {"RDC-009"}),
+        (broken_registry.unsigned_on_search, {"RDC-012"}),
+        (broken_registry.batch_fails_together, {"RDC-010"}),
+    ],
+    ids=["duplicate-message-id-accepted", "page-cap-ignored", "unsigned-on-search", "batch-fails-together"],
+)
+async def test_a_broken_registry_fails_exactly_what_it_breaks(
+    sqlite_target: RegistryTarget,
+    monkeypatch: pytest.MonkeyPatch,
+    breakage: Callable[[pytest.MonkeyPatch], None],
+    broken: set[str],
+) -> None:
+    breakage(monkeypatch)
+    report = await _run(sqlite_target.app, _options(sqlite_target))
+    assert _failed(report) == broken
+    assert report.verdict == "fail"
+
+
+async def test_a_registry_accepting_unsigned_envelopes_fails_signature_enforcement(
+    sqlite_target: RegistryTarget,
+) -> None:
+    app = broken_registry.SignsForTheSender(sqlite_target.app, sqlite_target.options.key)
+    report = await _run(app, _options(sqlite_target))
+    assert _failed(report) == {"RDC-003"}
+
+
+async def test_without_a_sender_registration_the_profile_cannot_pass(sqlite_target: RegistryTarget) -> None:
+    report = await _run(sqlite_target.app, RunOptions(max_examples=3, seed=7))
+    assert {result.status for result in report.results} == {Status.SKIP}
+    assert report.verdict == "fail"
+
+
+async def test_without_an_event_request_only_the_notification_is_skipped(
+    sqlite_target: RegistryTarget,
+) -> None:
+    options = dataclasses.replace(sqlite_target.options, event=None)
+    report = await _run(sqlite_target.app, dataclasses.replace(_options(sqlite_target), dci=options))
+    skipped = {result.id for result in report.results if result.status is Status.SKIP}
+    assert skipped == {"RDC-014"}
+    assert _failed(report) == set()
