@@ -14,9 +14,12 @@ import pytest
 
 import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
+from consent.block import consent_block
 from tests.conformance_tests import broken_registry
-from tests.conformance_tests.identity_target import free_port
-from tests.conformance_tests.registry_target import RegistryTarget, registry_target
+from tests.conformance_tests.identity_target import TARGET as IDENTITY_TARGET
+from tests.conformance_tests.identity_target import free_port, gateway_block
+from tests.conformance_tests.registry_target import RegistryTarget, dci_block, registry_target
+from tests.consent.conftest import TokenIssuer
 from tests.serving import serving
 
 TARGET = "http://testserver"
@@ -27,10 +30,10 @@ def _options(target: RegistryTarget) -> RunOptions:
     return RunOptions(max_examples=3, seed=7, timeout=10.0, callback_timeout=15.0, dci=target.options)
 
 
-async def _run(app: Any, options: RunOptions) -> RunReport:
+async def _run(app: Any, options: RunOptions, profiles: tuple[str, ...] = ("registry-dci",)) -> RunReport:
     async with serving(app):
         return await run_conformance(
-            TARGET, ("registry-dci",), options=options, transport=httpx.ASGITransport(app=app)
+            TARGET, profiles, options=options, transport=httpx.ASGITransport(app=app)
         )
 
 
@@ -114,3 +117,17 @@ async def test_without_an_event_request_only_the_notification_is_skipped(
     skipped = {result.id for result in report.results if result.status is Status.SKIP}
     assert skipped == {"RDC-014"}
     assert _failed(report) == set()
+
+
+async def test_platform_and_registry_profiles_pass_beside_the_consent_and_identity_blocks(
+    tmp_path: Path,
+) -> None:
+    issuer = TokenIssuer()
+    sms_port = free_port()
+    blocks = [consent_block(), gateway_block(sms_port), dci_block(issuer)]
+    target = await registry_target(
+        tmp_path / "var", callback_port=free_port(), blocks=blocks, issuer=issuer, base_url=IDENTITY_TARGET
+    )
+    report = await _run(target.app, _options(target), ("platform", "registry-dci"))
+    assert _why(report) == []
+    assert report.verdict == "pass"
