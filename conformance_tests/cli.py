@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 import standards
+from conformance_tests.dci_sender import DciOptions, load_event_request
 from conformance_tests.registry import UnknownProfile, known_profiles
 from conformance_tests.relying_party import OidcOptions, load_client
 from conformance_tests.reports import print_summary, write_reports
@@ -157,6 +158,36 @@ def list_profiles() -> None:
     show_default=True,
     help="identity-oidc: HOST:PORT where the suite receives one-time codes as the provider's SMS gateway.",
 )
+@click.option("--dci-registry", help="registry-dci: the code of the registry under test, e.g. civil.")
+@click.option("--dci-sender-id", help="registry-dci: the sender id the suite is registered under.")
+@click.option(
+    "--dci-sender-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="registry-dci: PEM private key the suite signs envelopes with; its public keys, printed by "
+    "`dpi conformance sender-jwks`, are registered for the sender.",
+)
+@click.option(
+    "--dci-identifier", help="registry-dci: TYPE:VALUE, an identifier a record of the registry holds."
+)
+@click.option(
+    "--dci-purpose",
+    default="official-statistics",
+    show_default=True,
+    help="registry-dci: the purpose code the suite's searches are made for.",
+)
+@click.option(
+    "--dci-callback-listen",
+    default="127.0.0.1:8791",
+    show_default=True,
+    help="registry-dci: HOST:PORT where the suite receives on-search and notify callbacks (the sender's "
+    "callback URL must reach it).",
+)
+@click.option(
+    "--dci-event-request",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="registry-dci: JSON file of one request (method, path, headers, body) that makes the registry "
+    "emit an event, sent after the suite subscribed.",
+)
 def run(
     target: str,
     profile_names: tuple[str, ...],
@@ -174,6 +205,13 @@ def run(
     oidc_uin: str | None,
     oidc_issuer: str | None,
     sms_gateway_listen: str,
+    dci_registry: str | None,
+    dci_sender_id: str | None,
+    dci_sender_key: Path | None,
+    dci_identifier: str | None,
+    dci_purpose: str,
+    dci_callback_listen: str,
+    dci_event_request: Path | None,
 ) -> None:
     """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports.
 
@@ -193,6 +231,15 @@ def run(
         key = load_signing_key(sign_key) if sign_key is not None else SigningKey.generate()
         tokens = TokenMinter(load_signing_key(token_key), token_issuer) if token_key is not None else None
         oidc = _oidc_options(oidc_clients, oidc_person, oidc_uin, oidc_issuer, sms_gateway_listen)
+        dci = _dci_options(
+            dci_registry,
+            dci_sender_id,
+            dci_sender_key,
+            dci_identifier,
+            dci_purpose,
+            dci_callback_listen,
+            dci_event_request,
+        )
     except ValueError as error:  # BaselineError is a ValueError
         raise _UsageProblem(str(error)) from None
     _prepare_report_dir(report_dir)
@@ -203,6 +250,7 @@ def run(
         tokens=tokens,
         callback_timeout=callback_timeout,
         oidc=oidc,
+        dci=dci,
     )
     try:
         report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
@@ -228,17 +276,74 @@ def _oidc_options(
         return None
     if not person:
         raise ValueError("--oidc-client needs --oidc-person, the identifier the test person signs in with")
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--sms-gateway-listen must be HOST:PORT, got {listen!r}")
+    host, port = _listen_address("--sms-gateway-listen", listen)
     return OidcOptions(
         clients=tuple(load_client(path) for path in clients),
         person=person,
         uin=uin,
         issuer=check_target_url(issuer) if issuer else None,
         sms_host=host,
-        sms_port=int(port),
+        sms_port=port,
     )
+
+
+def _listen_address(option: str, listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{option} must be HOST:PORT, got {listen!r}")
+    return host, int(port)
+
+
+def _dci_options(
+    registry: str | None,
+    sender_id: str | None,
+    key: Path | None,
+    identifier: str | None,
+    purpose: str,
+    listen: str,
+    event: Path | None,
+) -> DciOptions | None:
+    """The registry-dci options, or None when no registry is named; ``ValueError`` for unusable ones."""
+    if registry is None:
+        return None
+    if not sender_id or key is None or not identifier:
+        raise ValueError("--dci-registry needs --dci-sender-id, --dci-sender-key and --dci-identifier")
+    id_type, _, id_value = identifier.partition(":")
+    if not id_type or not id_value:
+        raise ValueError(f"--dci-identifier must be TYPE:VALUE, got {identifier!r}")
+    host, port = _listen_address("--dci-callback-listen", listen)
+    return DciOptions(
+        registry=registry,
+        sender_id=sender_id,
+        key=load_signing_key(key),
+        id_type=id_type,
+        id_value=id_value,
+        purpose=purpose,
+        callback_host=host,
+        callback_port=port,
+        event=load_event_request(event) if event is not None else None,
+    )
+
+
+def _print_jwks(key_path: Path) -> None:
+    try:
+        key = load_signing_key(key_path)
+    except ValueError as error:
+        raise _UsageProblem(str(error)) from None
+    click.echo(json.dumps({"keys": [key.public_jwk()]}, indent=2))
+
+
+@conformance_group.command("sender-jwks")
+@click.option(
+    "--dci-sender-key",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The PEM key given to `run --dci-sender-key`.",
+)
+def sender_jwks(dci_sender_key: Path) -> None:
+    """Print the JWKS the registry's operator registers for the suite's DCI sender
+    (`dpi registry sender add SENDER_ID --jwks FILE ...`)."""
+    _print_jwks(dci_sender_key)
 
 
 @conformance_group.command("token-jwks")
@@ -247,11 +352,7 @@ def _oidc_options(
 )
 def token_jwks(token_key: Path) -> None:
     """Print the JWKS a target must trust to accept the suite's access tokens during a run."""
-    try:
-        key = load_signing_key(token_key)
-    except ValueError as error:
-        raise _UsageProblem(str(error)) from None
-    click.echo(json.dumps({"keys": [key.public_jwk()]}, indent=2))
+    _print_jwks(token_key)
 
 
 @conformance_group.command("verify")

@@ -243,9 +243,13 @@ def _handler_for(receiver: CallbackReceiver) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length), None
 
         def _answer(self, status: int, body: bytes) -> None:
+            # One request per connection: a kept-alive connection would outlive stop() and go on
+            # answering for a receiver nobody waits on any more.
+            self.close_connection = True
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 

@@ -15,6 +15,7 @@ _BUILT_IN_MODULES = (
     "conformance_tests.profiles.platform",
     "conformance_tests.profiles.consent",
     "conformance_tests.profiles.identity_oidc",
+    "conformance_tests.profiles.registry_dci",
 )
 _PROFILES: dict[str, Profile] = {}
 

@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import h11
 import httpx
 
+from conformance_tests.dci_sender import DciOptions
 from conformance_tests.model import Evidence
 from conformance_tests.relying_party import OidcOptions
 from conformance_tests.tokens import TokenMinter
@@ -63,7 +64,8 @@ class RunOptions:
     and the wall-clock budget of the generated phase (operations left when it runs out count as skipped);
     ``tokens`` issues the access tokens profiles with authorised APIs need (the target trusts its JWKS);
     ``callback_timeout`` bounds the wait for asynchronous messages (notifications, callbacks);
-    ``oidc`` holds the client registrations and the test person an OpenID provider is tested with.
+    ``oidc`` holds the client registrations and the test person an OpenID provider is tested with;
+    ``dci`` the suite's DCI sender registration and the registry it tests.
     """
 
     max_examples: int = 25
@@ -73,6 +75,7 @@ class RunOptions:
     tokens: TokenMinter | None = None
     callback_timeout: float = 20.0
     oidc: OidcOptions | None = None
+    dci: DciOptions | None = None
 
     def __post_init__(self) -> None:
         if self.max_examples < 1:
