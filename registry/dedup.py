@@ -4,29 +4,34 @@ whole registry, and a review queue whose decisions (merge, or not a duplicate) a
 Two passes, each match with its score (0 to 1) and an explanation per field:
 
 - **Deterministic**: a record holding the same identifier (type and value) is the same record.
-- **Probabilistic**, a weighted sum in the spirit of Fellegi and Sunter (1969): names (Latin and Arabic
-  script, in any order, compared by a phonetic skeleton and by Jaro-Winkler similarity,
-  https://rapidfuzz.github.io/RapidFuzz/), the birth date (equal, or one typing slip away: one digit,
-  or day and month swapped), the place of birth and the sex.
+- **Probabilistic**, record linkage after Fellegi and Sunter (1969, "A Theory for Record Linkage",
+  https://doi.org/10.1080/01621459.1969.10501049). Each field agrees, nearly agrees, disagrees or is
+  missing; each outcome has a weight ``log2(m / u)``, where ``m`` is how often it happens between two
+  records of the same person and ``u`` how often between two different persons. So agreeing on a rare
+  name counts more than agreeing on a common one (``u`` is the name's frequency in the registry), a
+  different birth date weighs heavily against, and a missing field counts for nothing. The weights
+  add up, and the sum (with the prior odds of a match among compared pairs) gives the probability
+  that is the score. The explanation lists every field with its outcome and weight.
 
-Arabic names are normalised before comparison (diacritics and tatweel removed; alef, ya, ta marbuta
-and hamza carriers unified; the article al- dropped) and transliterated to Latin letters, so أمينة,
-امينه and Amina meet. Which fields hold names, birth date, place and sex is read from the registry
-definition's searchable attributes (``given_name``, ``family_name``, ``date_of_birth``, ``birth_region``,
-``sex``); a registry without names and a birth date has no probabilistic pass.
+Names (Latin and Arabic script, given and family in either order) agree when their phonetic keys are
+equal (:mod:`registry.phonetic`) and nearly agree when their spellings are close (Jaro-Winkler); the
+birth date nearly agrees when one typing slip away (one digit, or day and month swapped). Two records
+whose given or family names differ outright (twins, siblings) are at most a possible match, for a
+person to review, never a likely one. Which fields hold names, birth date, place and sex is read from
+the registry definition's searchable attributes (``given_name``, ``family_name``, ``date_of_birth``,
+``birth_region``, ``sex``); a registry without names and a birth date has no probabilistic pass.
 
-The batch job compares only records that share a blocking key (a phonetic name skeleton with the birth
-year, or the two name skeletons together), so its cost grows with the block sizes, not with the
-square of the registry.
+The batch job compares only records that share a blocking key (a phonetic name key with the birth
+year, or with the day and month of birth, or the two name keys together), so its cost grows with the
+block sizes, not with the square of the registry.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import math
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,8 +42,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dpi.errors import DpiError, ErrorDetail
-from registry.definition import RegistryDefinition, resolve
+from registry.definition import PHONETIC_SUFFIX, RegistryDefinition, resolve
 from registry.models import AttributeRow, DuplicateRow, IdentifierRow, RecordRow
+from registry.phonetic import arabic_normalized, latin_form, name_similarity, skeleton
 from registry.service import ACTIVE, RegistryService, timestamp
 
 __all__ = [
@@ -46,71 +52,89 @@ __all__ = [
     "POSSIBLE",
     "Deduplicator",
     "Match",
+    "NameFrequencies",
     "arabic_normalized",
     "latin_form",
     "name_similarity",
+    "score",
     "skeleton",
 ]
 
 LIKELY: Final = 0.85
 POSSIBLE: Final = 0.70
-_WEIGHTS: Final = {"names": 0.60, "date_of_birth": 0.25, "place_of_birth": 0.10, "sex": 0.05}
 _MAX_BLOCK: Final = 400
 _MAX_CANDIDATES: Final = 200
 _MAX_LISTED: Final = 1000
 
-_ARABIC_MARKS: Final = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
-_ARABIC_UNIFY: Final = str.maketrans(
-    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي", "ء": ""}
-)
-_TRANSLITERATION: Final = str.maketrans(
-    {
-        "ا": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d", "ذ": "dh",
-        "ر": "r", "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d", "ط": "t", "ظ": "z", "ع": "a",
-        "غ": "gh", "ف": "f", "ق": "k", "ك": "k", "ل": "l", "م": "m", "ن": "n", "ه": "a", "و": "ou",
-        "ي": "i", " ": " ",
-    }
-)  # fmt: skip
-_DIGRAPHS: Final = (
-    ("sch", "s"), ("sh", "s"), ("ch", "s"), ("kh", "k"), ("gh", "g"), ("th", "t"), ("dh", "d"),
-    ("ph", "f"), ("ou", "u"), ("ck", "k"), ("ce", "se"), ("ci", "si"), ("c", "k"), ("q", "k"),
-    ("z", "s"), ("x", "ks"), ("p", "b"), ("v", "f"),
-)  # fmt: skip
-_ARTICLE: Final = re.compile(r"^(?:al|el|ال)[- ]?(?=\S{3})")
-_VOWELS: Final = frozenset("aeiouyw")
-_ARTICLES: Final = frozenset({"al", "el"})
-_FINAL_HA: Final = re.compile("ه(?=\\s|$)")
+# Prior odds of a match between two records that share a blocking key: about one pair in 2^11.
+_PRIOR: Final = -11.0
+# Given or family names that differ outright: at most a possible match (twins share everything else).
+_NAMES_DIFFER_CAP: Final = 0.84
+_CLOSE_SPELLING: Final = 0.85
+# (m, u) per outcome; u of an agreeing name comes from its frequency instead.
+_NAME_AGREE_M: Final = 0.90
+_NAME_CLOSE: Final = (0.07, 0.01)
+_NAME_DIFFER: Final = (0.003, 0.95)
+_NAMES_SWAPPED: Final = -1.0
+_DATE: Final = {
+    "same birth date": (0.90, 1 / 30_000),
+    "day and month swapped": (0.03, 1 / 30_000),
+    "birth dates one digit apart": (0.05, 8 / 30_000),
+    "birth dates within a month": (0.01, 60 / 30_000),
+    "different birth dates": (0.0005, 1.0),
+}
+_PLACE: Final = {
+    "same place of birth": (0.85, 1 / 300),
+    "same region of birth, another locality": (0.07, 1 / 8),
+    "different places of birth": (0.08, 7 / 8),
+}
+_SEX: Final = {"same sex": (0.97, 0.5), "different sex": (0.03, 0.5)}
 
 
-def arabic_normalized(text: str) -> str:
-    """Arabic ``text`` without diacritics or tatweel, with alef, ya, ta marbuta and hamza carriers unified."""
-    return _ARABIC_MARKS.sub("", unicodedata.normalize("NFKC", text)).translate(_ARABIC_UNIFY)
+def _weight(m: float, u: float) -> float:
+    return math.log2(m / u)
 
 
-def latin_form(text: str) -> str:
-    """``text`` in lower-case Latin letters: Arabic normalised and transliterated, accents removed,
-    the article al-/el- dropped from each word, punctuation gone."""
-    # A final ha (or ta marbuta, unified with it) is a vowel: فاطمة is Fatima, إبراهيم keeps its h.
-    text = _FINAL_HA.sub("ا", arabic_normalized(text)).replace("ه", "h").translate(_TRANSLITERATION)
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
-    words = re.sub(r"[^a-z ]+", " ", text.replace("-", " ")).split()
-    return " ".join(_ARTICLE.sub("", word) for word in words if word not in _ARTICLES)
+class NameFrequencies:
+    """How common each phonetic name key is among the persons of a registry: the ``u`` of an agreeing
+    name. A key never seen counts as seen once."""
+
+    def __init__(self, counts: Mapping[str, int], persons: int) -> None:
+        self._counts = counts
+        # Below a thousand persons frequencies say little: a small registry is read as a thousand.
+        self._persons = max(persons, 1000)
+
+    @classmethod
+    def of(cls, people: Iterable[_Person]) -> NameFrequencies:
+        counts: Counter[str] = Counter()
+        persons = 0
+        for person in people:
+            persons += 1
+            counts.update({key for name in person.names for key in name.keys})
+        return cls(counts, persons)
+
+    def share(self, key: str) -> float:
+        return max(self._counts.get(key, 0), 1) / self._persons
 
 
-def skeleton(word: str) -> str:
-    """A phonetic key of one word in :func:`latin_form`: its first sound, then its consonants with
-    near-equivalent spellings merged (Youssef, Yusuf, Youcef and يوسف all give ``ysf``)."""
-    for spelling, sound in _DIGRAPHS:
-        word = word.replace(spelling, sound)
-    if not word:
-        return ""
-    head = "a" if word[0] in _VOWELS else word[0]
-    consonants = [c for c in word[1:] if c not in _VOWELS and not (c == "h" and head == "h")]
-    key = head
-    for c in consonants:
-        if c != key[-1]:
-            key += c
-    return key
+@dataclass(frozen=True)
+class _Name:
+    """One written form of a person's name in :func:`latin_form`, with the phonetic keys of its parts."""
+
+    given: str
+    family: str
+
+    @property
+    def given_key(self) -> str:
+        return skeleton(self.given.replace(" ", ""))
+
+    @property
+    def family_key(self) -> str:
+        return skeleton(self.family.replace(" ", ""))
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.given_key, self.family_key
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,7 @@ class _Person:
     """What the probabilistic pass compares of a record."""
 
     record_id: str
-    names: tuple[tuple[str, ...], ...]
+    names: tuple[_Name, ...]
     born: date | None
     place: tuple[str, str]
     sex: str
@@ -127,51 +151,75 @@ class _Person:
     def keys(self) -> set[str]:
         keys: set[str] = set()
         year = str(self.born.year) if self.born else "-"
-        for words in self.names:
-            skeletons = [skeleton(word) for word in words]
-            keys.update(f"{key}|{year}" for key in skeletons if len(key) >= 2)
-            if len(skeletons) >= 2:
-                keys.add("|".join(sorted(skeletons)))
+        day = self.born.strftime("%m%d") if self.born else "-"
+        for name in self.names:
+            for key in name.keys:
+                if len(key) >= 2:
+                    keys.update((f"{key}|{year}", f"{key}|{day}"))
+            keys.add("|".join(sorted(name.keys)))
         return keys
 
 
-def name_similarity(first: Sequence[str], second: Sequence[str]) -> tuple[float, str]:
-    """How alike two names are (words of :func:`latin_form`, in any order), and why."""
-    if not first or not second:
-        return 0.0, "no name to compare"
-    joined = {skeleton("".join(first)), skeleton("".join(sorted(first)))}
-    sound_alike = sorted(map(skeleton, first)) == sorted(map(skeleton, second)) or bool(
-        joined & {skeleton("".join(second)), skeleton("".join(sorted(second)))}
-    )
-    if sound_alike:
-        spelled = " ".join(sorted(first)) == " ".join(sorted(second))
-        if not spelled:
-            return 0.95, "names sound alike"
-        return 1.0, "same name" if list(first) == list(second) else "same name, words in another order"
-
-    def closeness(words: Sequence[str], others: Sequence[str]) -> float:
-        # Squared, so one word that differs (a sister's given name) costs more than a typo in each.
-        return sum(max(JaroWinkler.normalized_similarity(w, o) for o in others) ** 2 for w in words) / len(
-            words
-        )
-
-    score = (closeness(first, second) + closeness(second, first)) / 2
-    return score, f"names {round(score * 100)}% alike (Jaro-Winkler, word by word)"
+def _name_part(
+    first: str, first_key: str, second: str, second_key: str, frequencies: NameFrequencies
+) -> tuple[str, float]:
+    if first_key == second_key and first_key:
+        u = frequencies.share(first_key)
+        common = f"{u:.2%} of persons"
+        outcome = "same" if first == second else "sounds alike"
+        return f"{outcome} ({common})", _weight(_NAME_AGREE_M, u)
+    alike = JaroWinkler.normalized_similarity(first.replace(" ", ""), second.replace(" ", ""))
+    if alike >= _CLOSE_SPELLING:
+        u = max(frequencies.share(first_key), frequencies.share(second_key))
+        return f"spelled {round(alike * 100)}% alike", min(_weight(*_NAME_CLOSE), _weight(_NAME_AGREE_M, u))
+    return "different", _weight(*_NAME_DIFFER)
 
 
-def _date_similarity(first: date | None, second: date | None) -> tuple[float, str]:
+def _names(first: _Person, second: _Person, frequencies: NameFrequencies) -> tuple[float, str, bool]:
+    """The best reading of two persons' names: weight, reason, and whether a part differs outright."""
+    best: tuple[float, str, bool] = (-math.inf, "no name to compare", True)
+    for a in first.names:
+        for b in second.names:
+            for swapped in (False, True):
+                given, family = (b.family, b.given) if swapped else (b.given, b.family)
+                given_key, family_key = (b.family_key, b.given_key) if swapped else b.keys
+                given_reason, given_weight = _name_part(a.given, a.given_key, given, given_key, frequencies)
+                family_reason, family_weight = _name_part(
+                    a.family, a.family_key, family, family_key, frequencies
+                )
+                weight = given_weight + family_weight + (_NAMES_SWAPPED if swapped else 0.0)
+                reason = f"given name {given_reason}; family name {family_reason}"
+                if swapped:
+                    reason += "; given and family names swapped"
+                differ = "different" in (given_reason, family_reason)
+                if weight > best[0]:
+                    best = (weight, reason, differ)
+    return best
+
+
+def _date_outcome(first: date | None, second: date | None) -> str | None:
     if first is None or second is None:
-        return 0.0, "no birth date to compare"
+        return None
     if first == second:
-        return 1.0, "same birth date"
+        return "same birth date"
     if (first.year, first.month, first.day) == (second.year, second.day, second.month):
-        return 0.8, "day and month swapped"
+        return "day and month swapped"
     a, b = first.strftime("%Y%m%d"), second.strftime("%Y%m%d")
     if sum(x != y for x, y in zip(a, b, strict=True)) == 1:
-        return 0.8, "birth dates one digit apart"
+        return "birth dates one digit apart"
     if abs((first - second).days) <= 31:
-        return 0.5, "birth dates within a month"
-    return 0.0, "different birth dates"
+        return "birth dates within a month"
+    return "different birth dates"
+
+
+def _place_outcome(first: tuple[str, str], second: tuple[str, str]) -> str | None:
+    if not (first[0] or first[1]) or not (second[0] or second[1]):
+        return None
+    if first[0] and first[0] == second[0]:
+        return "same place of birth"
+    if first[1] and first[1] == second[1]:
+        return "same region of birth, another locality"
+    return "different places of birth"
 
 
 @dataclass(frozen=True)
@@ -190,33 +238,52 @@ class Match:
         }
 
 
-def _score(first: _Person, second: _Person) -> Match:
-    name, name_reason = max(
-        (name_similarity(a, b) for a in first.names for b in second.names),
-        default=(0.0, "no name to compare"),
+def _part(field: str, weight: float, reason: str) -> dict[str, Any]:
+    return {"field": field, "log2": weight, "reason": f"{reason} (weight {weight:+.2f})"}
+
+
+def _explained(parts: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Each field's outcome as the explanation schema carries it: ``score``, how far the field alone
+    speaks for a match (0 to 1), and ``weight``, its share of all the evidence."""
+    evidence = sum(abs(part["log2"]) for part in parts) or 1.0
+    return tuple(
+        {
+            "field": part["field"],
+            "score": round(1 / (1 + 2 ** -part["log2"]), 4),
+            "weight": round(abs(part["log2"]) / evidence, 4),
+            "reason": part["reason"],
+        }
+        for part in parts
     )
-    born, born_reason = _date_similarity(first.born, second.born)
-    if first.place[0] and first.place[0] == second.place[0]:
-        place, place_reason = 1.0, "same place of birth"
-    elif first.place[1] and first.place[1] == second.place[1]:
-        place, place_reason = 0.5, "same region of birth"
-    else:
-        place, place_reason = 0.0, "different or unknown places of birth"
-    sex, sex_reason = (
-        (1.0, "same sex") if first.sex and first.sex == second.sex else (0.0, "sex differs or unknown")
-    )
-    parts = {
-        "names": (name, name_reason),
-        "date_of_birth": (born, born_reason),
-        "place_of_birth": (place, place_reason),
-        "sex": (sex, sex_reason),
-    }
-    total = sum(_WEIGHTS[field] * value for field, (value, _) in parts.items())
-    explanation = tuple(
-        {"field": field, "score": round(value, 4), "weight": _WEIGHTS[field], "reason": reason}
-        for field, (value, reason) in parts.items()
-    )
-    return Match(second.record_id, total, explanation)
+
+
+def score(first: _Person, second: _Person, frequencies: NameFrequencies) -> Match:
+    """How likely ``second`` is the same person as ``first`` (0 to 1), explained field by field."""
+    name_weight, name_reason, differ = _names(first, second, frequencies)
+    parts = [_part("names", name_weight, name_reason)]
+    for field, outcome, table in (
+        ("date_of_birth", _date_outcome(first.born, second.born), _DATE),
+        ("place_of_birth", _place_outcome(first.place, second.place), _PLACE),
+        (
+            "sex",
+            None
+            if not (first.sex and second.sex)
+            else "same sex"
+            if first.sex == second.sex
+            else "different sex",
+            _SEX,
+        ),
+    ):
+        if outcome is None:
+            parts.append(_part(field, 0.0, f"{field.replace('_', ' ')} missing: no weight"))
+        else:
+            parts.append(_part(field, _weight(*table[outcome]), outcome))
+    total = sum(part["log2"] for part in parts)
+    probability = 1 / (1 + 2 ** -(total + _PRIOR))
+    if differ and probability > _NAMES_DIFFER_CAP:
+        probability = _NAMES_DIFFER_CAP
+        parts.append(_part("names", 0.0, "a name differs outright: at most a possible match, for review"))
+    return Match(second.record_id, probability, _explained(parts))
 
 
 @dataclass(frozen=True)
@@ -229,6 +296,7 @@ class _Profile:
     locality: str | None
     region: str | None
     sex: str | None
+    phonetic: bool
 
     @classmethod
     def of(cls, definition: RegistryDefinition) -> _Profile | None:
@@ -243,13 +311,14 @@ class _Profile:
             locality=region.pointer.rsplit("/", 1)[0] + "/locality" if region else None,
             region=region.pointer if region else None,
             sex=attributes["sex"].pointer if "sex" in attributes else None,
+            phonetic=all(attributes[name].fuzzy is not None for name in ("given_name", "family_name")),
         )
 
     def person(self, record_id: str, document: Mapping[str, Any]) -> _Person | None:
         givens = [value for _, value in resolve(document, self.given)]
         families = [value for _, value in resolve(document, self.family)]
         names = tuple(
-            tuple(latin_form(f"{given} {family}").split())
+            _Name(latin_form(given), latin_form(family))
             for given, family in zip(givens, families, strict=False)
             if isinstance(given, str) and isinstance(family, str)
         )
@@ -329,38 +398,68 @@ class Deduplicator:
                         }
                         matches[row.record_id] = Match(row.record_id, 1.0, (reason,))
             incoming = profile.person("", document) if profile is not None else None
-            if incoming is not None:
-                words = {word for name in incoming.names for word in name}
-                conditions = [
-                    AttributeRow.attribute.in_(("given_name", "family_name"))
-                    & func.lower(AttributeRow.value_text).in_(words)
-                ]
-                if incoming.born is not None:
-                    conditions.append(
-                        (AttributeRow.attribute == "date_of_birth")
-                        & (AttributeRow.value_date == incoming.born)
-                    )
-                candidates = (
-                    await session.scalars(
-                        select(AttributeRow.record_id)
-                        .where(AttributeRow.registry_code == code, or_(*conditions))
-                        .distinct()
-                        .limit(_MAX_CANDIDATES * 10)
-                    )
-                ).all()
+            if profile is not None and incoming is not None:
+                frequencies, candidates = await self._candidates(session, code, profile, incoming)
                 rows = await session.execute(
                     select(RecordRow.record_id, RecordRow.document).where(
-                        RecordRow.record_id.in_(set(candidates)), RecordRow.status == ACTIVE
+                        RecordRow.record_id.in_(candidates), RecordRow.status == ACTIVE
                     )
                 )
                 for row in rows:
-                    other = profile.person(row.record_id, row.document) if profile else None
+                    other = profile.person(row.record_id, row.document)
                     if other is None or row.record_id in matches:
                         continue
-                    match = _score(incoming, other)
+                    match = score(incoming, other, frequencies)
                     if match.score >= threshold:
                         matches[row.record_id] = match
         return sorted(matches.values(), key=lambda match: (-match.score, match.record_id))[:_MAX_CANDIDATES]
+
+    async def _candidates(
+        self, session: Any, code: str, profile: _Profile, incoming: _Person
+    ) -> tuple[NameFrequencies, set[str]]:
+        """The frequencies of the incoming person's name keys and the records worth scoring: those sharing
+        a name key (or, without stored keys, a name word) or the birth date."""
+        keys = {key for name in incoming.names for key in name.keys if key}
+        conditions = []
+        if profile.phonetic:
+            phonetic = tuple(f"{name}{PHONETIC_SUFFIX}" for name in ("given_name", "family_name"))
+            counted = await session.execute(
+                select(AttributeRow.value_text, func.count(AttributeRow.record_id.distinct()))
+                .where(
+                    AttributeRow.registry_code == code,
+                    AttributeRow.attribute.in_(phonetic),
+                    AttributeRow.value_text.in_(keys),
+                )
+                .group_by(AttributeRow.value_text)
+            )
+            persons = await session.scalar(
+                select(func.count(AttributeRow.record_id.distinct())).where(
+                    AttributeRow.registry_code == code, AttributeRow.attribute == phonetic[0]
+                )
+            )
+            frequencies = NameFrequencies({row[0]: row[1] for row in counted}, persons or 0)
+            conditions.append(AttributeRow.attribute.in_(phonetic) & AttributeRow.value_text.in_(keys))
+        else:
+            # Without stored keys every name counts as shared by one person in a hundred.
+            frequencies = NameFrequencies({}, 100)
+            words = {word for name in incoming.names for word in (*name.given.split(), *name.family.split())}
+            conditions.append(
+                AttributeRow.attribute.in_(("given_name", "family_name"))
+                & func.lower(AttributeRow.value_text).in_(words)
+            )
+        if incoming.born is not None:
+            conditions.append(
+                (AttributeRow.attribute == "date_of_birth") & (AttributeRow.value_date == incoming.born)
+            )
+        candidates = (
+            await session.scalars(
+                select(AttributeRow.record_id)
+                .where(AttributeRow.registry_code == code, or_(*conditions))
+                .distinct()
+                .limit(_MAX_CANDIDATES * 10)
+            )
+        ).all()
+        return frequencies, set(candidates)
 
     async def create(
         self,
@@ -447,11 +546,12 @@ class Deduplicator:
         if profile is None:
             return []
         blocks: defaultdict[str, list[_Person]] = defaultdict(list)
-        records = 0
-        for person in await self._people(code, profile):
-            records += 1
+        people = list(await self._people(code, profile))
+        frequencies = NameFrequencies.of(people)
+        for person in people:
             for key in person.keys:
                 blocks[key].append(person)
+        records = len(people)
         seen: set[tuple[str, str]] = set()
         found: list[tuple[str, Match]] = []
         for members in blocks.values():
@@ -467,7 +567,7 @@ class Deduplicator:
                     if pair in seen:
                         continue
                     seen.add(pair)
-                    match = _score(first, second)
+                    match = score(first, second, frequencies)
                     if match.score >= threshold:
                         found.append((first.record_id, match))
         if counts is not None:

@@ -25,9 +25,12 @@ from stdnum.iso7064 import mod_97_10
 
 import standards
 from dpi.errors import ErrorDetail
+from registry.phonetic import phonetic_key
 
 __all__ = [
     "DEFINITIONS_DIRECTORY",
+    "FUZZY_THRESHOLD",
+    "PHONETIC_SUFFIX",
     "Attribute",
     "AttributeValue",
     "DefinitionError",
@@ -39,7 +42,9 @@ __all__ = [
 ]
 
 DEFINITIONS_DIRECTORY: Final = Path(__file__).parent / "definitions"
-DEFINITION_SCHEMA: Final = "registry-definition@1.0.0"
+DEFINITION_SCHEMAS: Final = ("registry-definition@1.0.0", "registry-definition@1.1.0")
+FUZZY_THRESHOLD: Final = 0.85
+PHONETIC_SUFFIX: Final = "~phonetic"
 _INVALID: Final = "registry.record_invalid"
 _MAX_TEXT: Final = 200
 
@@ -141,7 +146,8 @@ class AttributeValue:
 
 @dataclass(frozen=True)
 class Attribute:
-    """A searchable attribute: where it is in the record, its type, and the operators allowed on it."""
+    """A searchable attribute: where it is in the record, its type, and the operators allowed on it;
+    ``fuzzy`` is the similarity threshold of the ``fuzzy`` operator when it is allowed."""
 
     name: str
     pointer: str
@@ -149,6 +155,7 @@ class Attribute:
     operators: frozenset[str]
     normalize: str | None = None
     compose: tuple[str, ...] = ()
+    fuzzy: float | None = None
 
     def normalized(self, text: str) -> str:
         """The form stored and compared: case-folded when the definition says so."""
@@ -203,7 +210,9 @@ class RegistryDefinition:
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> RegistryDefinition:
-        standards.validator(DEFINITION_SCHEMA).check(document)
+        if document.get("schema") not in DEFINITION_SCHEMAS:
+            raise DefinitionError(f"a definition follows one of {', '.join(DEFINITION_SCHEMAS)}")
+        standards.validator(document["schema"]).check(document)
         code = document["code"]
         try:
             standards.validator(document["record_schema"])
@@ -217,11 +226,18 @@ class RegistryDefinition:
                 operators=frozenset(entry["operators"]),
                 normalize=entry.get("normalize"),
                 compose=tuple(entry.get("compose", ())),
+                fuzzy=float(entry.get("fuzzy_threshold", FUZZY_THRESHOLD))
+                if "fuzzy" in entry["operators"]
+                else None,
             )
             for entry in document["attributes"]
         }
         if len(attributes) != len(document["attributes"]):
             raise DefinitionError(f"registry {code}: two attributes share a name")
+        if any(
+            attribute.fuzzy is not None and attribute.type != "string" for attribute in attributes.values()
+        ):
+            raise DefinitionError(f"registry {code}: the fuzzy operator compares text attributes only")
         indexes = tuple(entry["attribute"] for entry in document.get("indexes", ()))
         unknown = [name for name in indexes if name not in attributes]
         if unknown:
@@ -308,7 +324,9 @@ class RegistryDefinition:
         return list(dict.fromkeys(pairs))
 
     def attribute_values(self, document: Mapping[str, Any]) -> list[AttributeValue]:
-        """Every searchable value of the record, one per attribute and array item."""
+        """Every searchable value of the record, one per attribute and array item; an attribute the
+        ``fuzzy`` operator may search also gets the phonetic key of each value, under its name with
+        :data:`PHONETIC_SUFFIX` and the same position."""
         values: list[AttributeValue] = []
         for attribute in self.attributes.values():
             position = 0
@@ -318,6 +336,10 @@ class RegistryDefinition:
                     continue
                 text, number, day = converted
                 values.append(AttributeValue(attribute.name, position, text, number, day))
+                if attribute.fuzzy is not None and text is not None:
+                    values.append(
+                        AttributeValue(attribute.name + PHONETIC_SUFFIX, position, phonetic_key(text))
+                    )
                 position += 1
         return values
 

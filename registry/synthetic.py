@@ -19,38 +19,90 @@ import standards
 
 __all__ = ["GENERATORS", "generate", "licence_number", "luhn_number", "uin"]
 
-_GIVEN: Final = (
-    ("Amina", "أمينة", "female"),
-    ("Fatima", "فاطمة", "female"),
-    ("Khadija", "خديجة", "female"),
-    ("Aicha", "عائشة", "female"),
-    ("Mariam", "مريم", "female"),
-    ("Salma", "سلمى", "female"),
-    ("Nadia", "نادية", "female"),
-    ("Leila", "ليلى", "female"),
-    ("Youssef", "يوسف", "male"),
-    ("Mohamed", "محمد", "male"),
-    ("Ahmed", "أحمد", "male"),
-    ("Omar", "عمر", "male"),
-    ("Ibrahim", "إبراهيم", "male"),
-    ("Karim", "كريم", "male"),
-    ("Hassan", "حسن", "male"),
-    ("Samir", "سمير", "male"),
-)
+# Name pools in the order of how common each name is; a name's share of persons falls with its rank as
+# in Zipf's law (weight 1/rank^0.9), so a few names are very common and most are rare, as in a real
+# population: namesakes exist, and rarely share a birth date and place as well.
+_FEMALE: Final = (
+    ("Fatou", "فاتو"), ("Aminata", "أميناتا"), ("Mariama", "مريما"), ("Awa", "عوا"), ("Fatima", "فاطمة"),
+    ("Khadija", "خديجة"), ("Aissatou", "عيساتو"), ("Amina", "أمينة"), ("Ndeye", "انداي"), ("Coumba", "كومبا"),
+    ("Astou", "أستو"), ("Binta", "بنتا"), ("Aicha", "عائشة"), ("Mariam", "مريم"), ("Rokhaya", "رقية"),
+    ("Khady", "خادي"), ("Dieynaba", "دينابا"), ("Oumou", "أمو"), ("Salma", "سلمى"), ("Nadia", "نادية"),
+    ("Leila", "ليلى"), ("Zeynab", "زينب"), ("Hawa", "حواء"), ("Sokhna", "سخنا"), ("Houda", "هدى"),
+    ("Samira", "سميرة"), ("Rania", "رانيا"), ("Yasmine", "ياسمين"), ("Nour", "نور"), ("Hanane", "حنان"),
+    ("Souad", "سعاد"), ("Naima", "نعيمة"), ("Malika", "مليكة"), ("Latifa", "لطيفة"), ("Karima", "كريمة"),
+    ("Zahra", "زهراء"), ("Asma", "أسماء"), ("Imane", "إيمان"), ("Sara", "سارة"), ("Hafsa", "حفصة"),
+    ("Safiatou", "صفياتو"), ("Kadiatou", "كدياتو"), ("Ramatoulaye", "رماتولاي"), ("Penda", "بيندا"),
+    ("Seynabou", "سينابو"), ("Maimouna", "ميمونة"), ("Adja", "أدجا"), ("Nafissatou", "نفيساتو"),
+    ("Bineta", "بينيتا"), ("Arame", "أرام"),
+    ("Djeneba", "جنيبا"), ("Soukeyna", "سكينة"), ("Khoudia", "خوديا"),
+    ("Ghizlane", "غزلان"), ("Wafa", "وفاء"), ("Loubna", "لبنى"), ("Siham", "سهام"), ("Jamila", "جميلة"),
+)  # fmt: skip
+_MALE: Final = (
+    ("Mamadou", "مامادو"), ("Moussa", "موسى"), ("Abdoulaye", "عبد الله"), ("Ousmane", "عثمان"),
+    ("Ibrahima", "إبراهيما"), ("Cheikh", "شيخ"), ("Mohamed", "محمد"), ("Modou", "مودو"), ("Amadou", "أمادو"),
+    ("Aliou", "عليو"), ("Babacar", "بابكر"), ("Youssef", "يوسف"), ("Ahmed", "أحمد"), ("Omar", "عمر"),
+    ("Boubacar", "بوبكر"), ("Lamine", "لمين"), ("Souleymane", "سليمان"), ("Idrissa", "إدريسا"),
+    ("Malick", "مالك"), ("Pape", "باب"), ("Ibrahim", "إبراهيم"), ("Karim", "كريم"), ("Hassan", "حسن"),
+    ("Samir", "سمير"), ("Mustapha", "مصطفى"), ("Khalid", "خالد"), ("Rachid", "رشيد"), ("Tarik", "طارق"),
+    ("Bilal", "بلال"), ("Hamza", "حمزة"), ("Anas", "أنس"), ("Yassine", "ياسين"), ("Mehdi", "مهدي"),
+    ("Nabil", "نبيل"), ("Said", "سعيد"), ("Adil", "عادل"), ("Hicham", "هشام"), ("Driss", "إدريس"),
+    ("Aziz", "عزيز"), ("Jamal", "جمال"), ("Walid", "وليد"), ("Ismail", "إسماعيل"), ("Zakaria", "زكريا"),
+    ("Seydou", "سيدو"), ("Lassana", "لسانا"), ("Fode", "فودي"), ("Saliou", "صاليو"), ("Alassane", "الحسن"),
+    ("Djibril", "جبريل"), ("Mansour", "منصور"), ("Elhadji", "الحاج"), ("Thierno", "تيرنو"), ("Demba", "دمبا"),
+    ("Samba", "سامبا"), ("Issa", "عيسى"), ("Oumar", "أومار"), ("Habib", "حبيب"), ("Tidiane", "تيجان"),
+)  # fmt: skip
 _FAMILY: Final = (
-    ("Benali", "بن علي"),
-    ("Haddad", "حداد"),
-    ("Mansour", "منصور"),
-    ("Saidi", "السعيدي"),
-    ("Toure", "توري"),
-    ("Diallo", "ديالو"),
-    ("Kone", "كوني"),
-    ("Traore", "تراوري"),
-    ("El Amrani", "العمراني"),
-    ("Cherif", "الشريف"),
-    ("Bakri", "البكري"),
-    ("Nasser", "ناصر"),
-)
+    ("Diop", "ديوب"), ("Ndiaye", "انجاي"), ("Fall", "فال"), ("Sow", "سو"), ("Diallo", "ديالو"),
+    ("Gueye", "غاي"), ("Ba", "با"), ("Sarr", "سار"), ("Faye", "فاي"), ("Mbaye", "امباي"), ("Cisse", "سيسي"),
+    ("Toure", "توري"), ("Sy", "سي"), ("Kane", "كان"), ("Camara", "كامارا"), ("Sylla", "سيلا"),
+    ("Niang", "نيانغ"), ("Thiam", "تيام"), ("Seck", "سك"), ("Diouf", "ديوف"), ("Ndour", "اندور"),
+    ("Sall", "سال"), ("Wade", "واد"), ("Dia", "ديا"),
+    ("Balde", "بالدي"), ("Barry", "باري"), ("Keita", "كيتا"),
+    ("Coulibaly", "كوليبالي"), ("Traore", "تراوري"), ("Kone", "كوني"), ("Sanogo", "سانوغو"),
+    ("Dembele", "دمبيلي"), ("Konate", "كوناتي"), ("Sidibe", "سيديبي"), ("Doumbia", "دومبيا"),
+    ("Bamba", "بامبا"), ("Mbodj", "امبودج"), ("Lo", "لو"), ("Ka", "كا"), ("Tall", "تال"), ("Kebe", "كيبي"),
+    ("Drame", "درامي"), ("Tounkara", "تونكارا"), ("Benali", "بن علي"), ("Haddad", "حداد"),
+    ("Mansouri", "المنصوري"), ("Saidi", "السعيدي"), ("El Amrani", "العمراني"), ("Cherif", "الشريف"),
+    ("Bakri", "البكري"), ("Nasser", "ناصر"), ("Alaoui", "العلوي"), ("Idrissi", "الإدريسي"),
+    ("Benjelloun", "بنجلون"), ("Tazi", "التازي"), ("Fassi", "الفاسي"), ("Berrada", "برادة"),
+    ("Chraibi", "الشرايبي"), ("Bennani", "بناني"), ("Ouazzani", "الوزاني"), ("Kettani", "الكتاني"),
+    ("Belkadi", "بلقاضي"), ("Bouzid", "بوزيد"), ("Hamdi", "حمدي"), ("Jaziri", "الجزيري"),
+    ("Trabelsi", "الطرابلسي"), ("Gharbi", "الغربي"), ("Mejri", "الماجري"), ("Ayari", "العياري"),
+    ("Khalil", "خليل"), ("Abbas", "عباس"), ("Hussein", "حسين"), ("Salem", "سالم"), ("Hamid", "حميد"),
+    ("Qasim", "قاسم"), ("Darwish", "درويش"), ("Zaidi", "الزيدي"), ("Najjar", "النجار"),
+    ("Khoury", "الخوري"), ("Sabbagh", "الصباغ"), ("Masri", "المصري"), ("Ndao", "انداو"), ("Samb", "سامب"),
+    ("Mbengue", "امبينغ"), ("Diagne", "دياني"), ("Gaye", "غاي"), ("Badji", "باجي"), ("Sagna", "سانيا"),
+    ("Diedhiou", "جيجو"), ("Goudiaby", "غوديابي"), ("Manga", "مانغا"), ("Mendy", "مندي"), ("Tine", "تين"),
+)  # fmt: skip
+
+
+def _zipf(size: int) -> tuple[float, ...]:
+    weights = [1 / (rank + 1) ** 0.9 for rank in range(size)]
+    total = sum(weights)
+    running, cumulative = 0.0, []
+    for weight in weights:
+        running += weight / total
+        cumulative.append(running)
+    return tuple(cumulative)
+
+
+_FEMALE_WEIGHTS: Final = _zipf(len(_FEMALE))
+_MALE_WEIGHTS: Final = _zipf(len(_MALE))
+_FAMILY_WEIGHTS: Final = _zipf(len(_FAMILY))
+
+
+def _given(rng: random.Random) -> tuple[str, str, str]:
+    if rng.random() < 0.5:
+        latin, arabic = rng.choices(_FEMALE, cum_weights=_FEMALE_WEIGHTS)[0]
+        return latin, arabic, "female"
+    latin, arabic = rng.choices(_MALE, cum_weights=_MALE_WEIGHTS)[0]
+    return latin, arabic, "male"
+
+
+def _family(rng: random.Random) -> tuple[str, str]:
+    return rng.choices(_FAMILY, cum_weights=_FAMILY_WEIGHTS)[0]
+
+
 _REGIONS: Final = ("North", "South", "East", "West", "Capital", "Coast", "Highlands", "Valley")
 _COUNTRY: Final = "SN"
 _DESTINATIONS: Final = ("QA", "SA", "AE", "KW", "OM", "BH", "JO", "LB", "MY", "IT", "ES", "FR")
@@ -95,8 +147,8 @@ def _place(rng: random.Random) -> dict[str, str]:
 
 
 def _civil(rng: random.Random, index: int) -> dict[str, Any]:
-    given = rng.choice(_GIVEN)
-    family = rng.choice(_FAMILY)
+    given = _given(rng)
+    family = _family(rng)
     roll = index % 20
     if roll < 16:
         born = _day(rng, date(1940, 1, 1), date(2024, 12, 31))
@@ -150,10 +202,10 @@ def _civil(rng: random.Random, index: int) -> dict[str, Any]:
 
 
 def _social(rng: random.Random, index: int) -> dict[str, Any]:
-    family = rng.choice(_FAMILY)
+    family = _family(rng)
     members: list[dict[str, Any]] = []
     for position in range(rng.randrange(1, 7)):
-        given = rng.choice(_GIVEN)
+        given = _given(rng)
         adult = position < 2
         member: dict[str, Any] = {
             "uin": uin(500_000_000 + index * 8 + position),
@@ -181,8 +233,8 @@ def _social(rng: random.Random, index: int) -> dict[str, Any]:
 
 
 def _jobseeker(rng: random.Random, index: int) -> dict[str, Any]:
-    given = rng.choice(_GIVEN)
-    family = rng.choice(_FAMILY)
+    given = _given(rng)
+    family = _family(rng)
     codes = sorted(standards.isco08_unit_groups())
     skills = [
         {

@@ -42,7 +42,7 @@ from registry.dci.envelope import (
     verify,
     wire_time,
 )
-from registry.dci.query import OPERATORS, QUERY_TYPES
+from registry.dci.query import EXTENSION_OPERATORS, OPERATORS, QUERY_TYPES
 from registry.dci.search import DEFAULT_PAGE_SIZE, MAX_BATCH, MAX_PAGE_SIZE, Searcher, reg_type
 from registry.dci.senders import Sender
 from registry.dci.subscriptions import event_names, subscribe, unsubscribe
@@ -86,6 +86,7 @@ def capabilities_document(definition: RegistryDefinition) -> dict[str, Any]:
         "refused_query_types": ["expression"],
         "attributes": [
             {
+                **({"fuzzy_threshold": attribute.fuzzy} if attribute.fuzzy is not None else {}),
                 "name": attribute.name,
                 "type": attribute.type,
                 "operators": [
@@ -97,7 +98,7 @@ def capabilities_document(definition: RegistryDefinition) -> dict[str, Any]:
             }
             for attribute in definition.attributes.values()
         ],
-        "extension_operators": ["prefix", "between"],
+        "extension_operators": list(EXTENSION_OPERATORS),
         "conditions": ["and", "or", "not"],
         "identifier_types": sorted({field.type for field in definition.identifiers}),
         "sortable": sortable,
@@ -339,7 +340,7 @@ def build_routes(runtime: DciRuntime) -> list[HTTPRouteHandler]:
         "/{code:str}/registry/capabilities",
         opt=Contract(
             "What this registry's DCI API accepts: query types, attributes, operators, limits, signatures",
-            {200: "dci-capabilities@1.0.0"},
+            {200: "dci-capabilities@1.1.0"},
             parameters=(_CODE_PARAMETER,),
             tags=_TAGS,
             errors=(400, 404, 405, 500),

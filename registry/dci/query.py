@@ -9,8 +9,10 @@ Accepted query types:
   alone, or ``expression1 and not expression2``. An expression is a comparison
   ``{attribute_name, operator, attribute_value}`` or, nested, another such item (at most
   :data:`MAX_DEPTH` levels). Operators ``eq gt ge lt le in`` as in DCI, plus the declared extensions
-  ``prefix`` (text starting with a value) and ``between`` (``[low, high]``, both included). ``fuzzy`` is
-  not offered: no definition enables it.
+  ``prefix`` (text starting with a value), ``between`` (``[low, high]``, both included) and ``fuzzy`` on
+  the text attributes a definition declares it for: a value holds when it has the phonetic key of the
+  searched text (:func:`registry.phonetic.phonetic_key`, so Youcef finds Youssef and يوسف) and its
+  Jaro-Winkler similarity with it reaches the attribute's declared threshold.
 
 Raw ``expression`` queries (GraphQL, SQL, Mongo text) are refused: they cannot be checked against the
 allow-list.
@@ -23,6 +25,10 @@ Text compares by equality and prefix only: ordering text depends on the database
 
 Every comparison becomes ``record_id IN (SELECT record_id FROM registry_attribute WHERE registry = :r AND
 attribute = :a AND value_<type> <op> :v)``: values are bound parameters, never text in the statement.
+A ``fuzzy`` comparison is first expanded (:func:`expand_fuzzy`): the distinct spellings stored under the
+searched phonetic key are read through the key's own attribute rows (an indexed equality), filtered by
+similarity in Python, and the comparison becomes ``in`` those spellings; so ``not``, counting and
+pagination work on it as on any other comparison.
 """
 
 from __future__ import annotations
@@ -35,13 +41,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from dpi.errors import DpiError
-from registry.definition import Attribute, RegistryDefinition
+from registry.definition import PHONETIC_SUFFIX, Attribute, RegistryDefinition
 from registry.models import AttributeRow, IdentifierRow, RecordRow
+from registry.phonetic import phonetic_key, similarity
 
 __all__ = [
+    "EXTENSION_OPERATORS",
     "MAX_DEPTH",
+    "MAX_FUZZY_SPELLINGS",
     "MAX_IN_VALUES",
     "OPERATORS",
     "QUERY_TYPES",
@@ -51,14 +62,18 @@ __all__ = [
     "Node",
     "attribute_column",
     "compile_condition",
+    "expand_fuzzy",
     "parse_query",
 ]
 
 QUERY_TYPES: Final = ("idtype-value", "predicate")
-OPERATORS: Final = ("eq", "gt", "ge", "lt", "le", "in", "prefix", "between")
+OPERATORS: Final = ("eq", "gt", "ge", "lt", "le", "in", "prefix", "between", "fuzzy")
+EXTENSION_OPERATORS: Final = ("prefix", "between", "fuzzy")
 _RANGE: Final = frozenset({"gt", "ge", "lt", "le", "between"})
 MAX_DEPTH: Final = 8
 MAX_IN_VALUES: Final = 100
+# A phonetic key shared by more spellings than this is too broad to search.
+MAX_FUZZY_SPELLINGS: Final = 500
 _MAX_PREDICATES: Final = 20
 _MAX_TEXT: Final = 200
 _NUMBER: Final = re.compile(r"^-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?$")
@@ -155,8 +170,8 @@ def _comparison(definition: RegistryDefinition, expression: Mapping[str, Any]) -
         if not isinstance(raw, list) or len(raw) != 2:
             raise _filter("operator between takes a list [low, high]")
         return Comparison(attribute, operator, tuple(typed_value(attribute, item) for item in raw))
-    if operator == "prefix" and attribute.type != "string":
-        raise _filter("operator prefix compares text only")
+    if operator in {"prefix", "fuzzy"} and attribute.type != "string":
+        raise _filter(f"operator {operator} compares text only")
     return Comparison(attribute, operator, (typed_value(attribute, raw),))
 
 
@@ -242,6 +257,8 @@ def _test(comparison: Comparison) -> ColumnElement[bool]:
             return column <= values[0]  # type: ignore[no-any-return]
         case "between":
             return and_(column >= values[0], column <= values[1])
+        case "fuzzy":
+            raise ValueError("expand fuzzy comparisons (expand_fuzzy) before compiling them")
         case _:
             prefix = str(values[0])
             # LIKE finds candidates through the index; SQLite's LIKE ignores ASCII case, so the exact
@@ -277,3 +294,56 @@ def compile_condition(definition: RegistryDefinition, node: Node | Identifier) -
     if not parts:
         return false()
     return and_(*parts) if node.kind == "and" else or_(*parts)
+
+
+async def _spellings(
+    connection: AsyncConnection | AsyncSession, definition: RegistryDefinition, comparison: Comparison
+) -> tuple[str, ...]:
+    attribute, searched = comparison.attribute, str(comparison.values[0])
+    threshold = attribute.fuzzy if attribute.fuzzy is not None else 1.0
+    key = aliased(AttributeRow)
+    value = aliased(AttributeRow)
+    rows = await connection.execute(
+        select(value.value_text)
+        .select_from(key)
+        .join(
+            value,
+            and_(
+                value.record_id == key.record_id,
+                value.attribute == attribute.name,
+                value.position == key.position,
+            ),
+        )
+        .where(
+            key.registry_code == definition.code,
+            key.attribute == attribute.name + PHONETIC_SUFFIX,
+            key.value_text == phonetic_key(searched),
+        )
+        .distinct()
+        .limit(MAX_FUZZY_SPELLINGS + 1)
+    )
+    spellings = [row[0] for row in rows if row[0] is not None]
+    if len(spellings) > MAX_FUZZY_SPELLINGS:
+        raise _filter(f"fuzzy {attribute.name} {searched!r} matches too many spellings; narrow the search")
+    return tuple(sorted(text for text in spellings if similarity(text, searched) >= threshold))
+
+
+async def expand_fuzzy(
+    connection: AsyncConnection | AsyncSession, definition: RegistryDefinition, node: Node | Identifier
+) -> Node | Identifier:
+    """``node`` with every ``fuzzy`` comparison replaced by ``in`` the stored spellings it accepts (an
+    empty ``or``, which selects nothing, when none does); ready for :func:`compile_condition`."""
+    if isinstance(node, Identifier):
+        return node
+    if isinstance(node, Comparison):
+        if node.operator != "fuzzy":
+            return node
+        spellings = await _spellings(connection, definition, node)
+        return Comparison(node.attribute, "in", spellings) if spellings else Condition("or", ())
+    parts: list[Node] = []
+    for part in node.parts:
+        expanded = await expand_fuzzy(connection, definition, part)
+        if isinstance(expanded, Identifier):
+            raise TypeError("an identifier is never part of a predicate")
+        parts.append(expanded)
+    return Condition(node.kind, tuple(parts))

@@ -35,7 +35,7 @@ import standards
 from dpi.errors import DpiError
 from dpi.signing import canonical_json
 from registry.dci.envelope import DCI_VERSION, wire_time
-from registry.dci.query import attribute_column, compile_condition, parse_query
+from registry.dci.query import attribute_column, compile_condition, expand_fuzzy, parse_query
 from registry.dci.senders import Sender
 from registry.definition import RegistryDefinition
 from registry.models import AttributeRow, RecordRow
@@ -169,12 +169,12 @@ class Searcher:
         order = self._order(definition, criteria.get("sort"))
         page = self._page(definition.code, criteria)
         reader = self._reader(definition, sender, criteria)
-        selected = select(RecordRow.record_id).where(
-            RecordRow.registry_code == definition.code,
-            RecordRow.status == ACTIVE,
-            compile_condition(definition, node),
-        )
         async with self.service.sessions() as session:
+            selected = select(RecordRow.record_id).where(
+                RecordRow.registry_code == definition.code,
+                RecordRow.status == ACTIVE,
+                compile_condition(definition, await expand_fuzzy(session, definition, node)),
+            )
             total = await session.scalar(select(func.count()).select_from(selected.subquery())) or 0
             ids = list(
                 (

@@ -87,9 +87,9 @@ AMINA = person(1, "Amina", "Benali", "2001-04-12", arabic=("أمينة", "بن �
 @pytest.mark.parametrize(
     ("variant", "explained"),
     [
-        (person(2, "Amina", "Benali", "2001-04-12"), "same name"),
-        (person(3, "امينه", "بن علي", "2001-04-12"), "same name"),
-        (person(4, "Benali", "Amina", "2001-04-12"), "same name, words in another order"),
+        (person(2, "Amina", "Benali", "2001-04-12"), "given name same"),
+        (person(3, "امينه", "بن علي", "2001-04-12"), "family name sounds alike"),
+        (person(4, "Benali", "Amina", "2001-04-12"), "given and family names swapped"),
         (person(5, "Amina", "Ben Ali", "2001-12-04"), "day and month swapped"),
         (person(6, "Amina", "Benali", "2001-04-13"), "birth dates one digit apart"),
     ],
@@ -101,7 +101,7 @@ async def test_a_duplicate_is_refused_before_create_with_its_explanation(
     original = await deduplicator.create("civil", AMINA, actor=OFFICER)
     matches = await deduplicator.check("civil", variant)
     assert matches[0].record_id == original["record_id"]
-    assert explained in {part["reason"] for part in matches[0].explanation}
+    assert any(explained in part["reason"] for part in matches[0].explanation)
     with pytest.raises(DpiError) as refused:
         await deduplicator.create("civil", variant, actor=OFFICER)
     assert refused.value.reason_code == "registry.duplicate_suspected"

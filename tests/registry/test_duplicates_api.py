@@ -39,8 +39,8 @@ def _possible_duplicate(person: dict[str, Any]) -> dict[str, Any]:
     """Same names and sex, born within a month, place unknown: a possible duplicate (0.70 to 0.85)."""
     twin = copy.deepcopy(person)
     twin["uin"] = uin(987_654)
-    twin["date_of_birth"] = "2012-09-09"
-    twin.pop("place_of_birth")
+    # A twin: everything alike but the given name, for a person to review, never refused.
+    twin["names"] = [{"given": "Salimata", "family": person["names"][0]["family"], "script": "Latn"}]
     return twin
 
 
@@ -71,7 +71,8 @@ async def test_a_likely_duplicate_is_refused_with_its_candidates(
     assert first.status_code == 201
     typo = copy.deepcopy(person)
     typo["uin"] = uin(123_457)
-    typo["names"][0]["given"] = "Sameer"
+    given = typo["names"][0]["given"]
+    typo["names"][0]["given"] = given + given[-1]
     refused = await _post_record(client, issuer, typo)
     assert refused.status_code == 409
     assert refused.json()["reason_code"] == "registry.duplicate_suspected"

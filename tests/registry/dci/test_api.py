@@ -449,7 +449,7 @@ async def test_capabilities_declare_what_is_accepted(client: httpx.AsyncClient) 
     response = await client.get("/registry/civil/registry/capabilities")
     assert response.status_code == 200
     document = response.json()
-    standards.validator("dci-capabilities@1.0.0").check(document)
+    standards.validator("dci-capabilities@1.1.0").check(document)
     assert document["query_types"] == ["idtype-value", "predicate"]
     attributes = {entry["name"]: entry["operators"] for entry in document["attributes"]}
     assert attributes["date_of_birth"] == ["eq", "gt", "ge", "lt", "le", "between"]

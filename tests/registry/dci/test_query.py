@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -17,13 +17,14 @@ from sqlalchemy import delete, insert, select
 
 from dpi import db
 from dpi.errors import DpiError
-from registry.dci.query import compile_condition, parse_query
-from registry.definition import load_definitions
+from registry.dci.query import compile_condition, expand_fuzzy, parse_query
+from registry.definition import PHONETIC_SUFFIX, load_definitions
 from registry.models import AttributeRow, RecordRow
+from registry.phonetic import phonetic_key, similarity
 from tests.registry.conftest import MIGRATIONS
 
 DEFINITION = load_definitions()["jobseekers"]
-NAMES = ["amina", "amir", "ali", "youssef", "aïcha"]
+NAMES = ["amina", "amir", "ali", "youssef", "aïcha", "yusuf", "يوسف", "aminata"]
 SKILLS = ["2511", "2512", "2611", "7411"]
 DAYS = [date(1967, 3, 1), date(1990, 1, 1), date(2001, 6, 15), date(2001, 6, 16)]
 
@@ -48,6 +49,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "date_of_birth": st.sampled_from([day.isoformat() for day in DAYS] + ["2000-01-01"]),
     "isco08": st.sampled_from([*SKILLS, "9999"]),
 }
+_FUZZY: Final = st.sampled_from(["Amina", "amine", "Youcef", "yousef", "aisha", "aly", "zz", "أمينة"])
 _PREFIXES: dict[str, st.SearchStrategy[str]] = {
     "given_name": st.sampled_from(["a", "AM", "ami", "y", "aï", "z"]),
     "isco08": st.sampled_from(["2", "25", "251", "7", "9"]),
@@ -65,6 +67,8 @@ def comparisons(draw: st.DrawFn) -> dict[str, Any]:
         value = [draw(values), draw(values)]
     elif operator == "prefix":
         value = draw(_PREFIXES[name])
+    elif operator == "fuzzy":
+        value = draw(_FUZZY)
     else:
         value = draw(values)
     return {"attribute_name": name, "operator": operator, "attribute_value": value}
@@ -124,6 +128,10 @@ def _holds(record: dict[str, Any], expression: dict[str, Any]) -> bool:
         "in": lambda value: value in [_typed(name, item) for item in raw],
         "between": lambda value: _typed(name, raw[0]) <= value <= _typed(name, raw[1]),
         "prefix": lambda value: value.startswith(_typed(name, raw)),
+        "fuzzy": lambda value: (
+            phonetic_key(value) == phonetic_key(raw)
+            and similarity(value, raw) >= (DEFINITION.attributes[name].fuzzy or 1.0)
+        ),
     }
     return any(tests[operator](value) for value in _values(record, name))
 
@@ -172,6 +180,18 @@ def _rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dic
                         "value_date": value if isinstance(value, date) else None,
                     }
                 )
+                if DEFINITION.attributes[name].fuzzy is not None:
+                    attribute_rows.append(
+                        {
+                            "record_id": record_id,
+                            "attribute": name + PHONETIC_SUFFIX,
+                            "position": position,
+                            "registry": DEFINITION.code,
+                            "value_text": phonetic_key(value),
+                            "value_number": None,
+                            "value_date": None,
+                        }
+                    )
     return record_rows, attribute_rows
 
 
@@ -190,7 +210,8 @@ async def _selected(
             if attribute_rows:
                 await connection.execute(insert(AttributeRow), attribute_rows)
             try:
-                condition = compile_condition(DEFINITION, parse_query(DEFINITION, "predicate", predicate))
+                node = parse_query(DEFINITION, "predicate", predicate)
+                condition = compile_condition(DEFINITION, await expand_fuzzy(connection, DEFINITION, node))
             except DpiError as refusal:
                 return refusal.reason_code
             found = await connection.scalars(
@@ -250,6 +271,24 @@ def test_compiled_predicates_select_what_the_predicate_says(
         (
             "predicate",
             [{"expression1": {"attribute_name": "sex", "operator": "fuzzy", "attribute_value": "mal"}}],
+            "rjct.filter.invalid",
+        ),
+        (
+            "predicate",
+            [{"expression1": {"attribute_name": "given_name", "operator": "fuzzy", "attribute_value": ""}}],
+            "rjct.filter.invalid",
+        ),
+        (
+            "predicate",
+            [
+                {
+                    "expression1": {
+                        "attribute_name": "given_name",
+                        "operator": "fuzzy",
+                        "attribute_value": ["a"],
+                    }
+                }
+            ],
             "rjct.filter.invalid",
         ),
         (
