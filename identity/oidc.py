@@ -325,14 +325,13 @@ class _OpenId(OpenIDCode):  # type: ignore[misc]
         return False
 
     def resolve_client_private_key(self, client: RegisteredClient) -> Any:
-        key = self.provider.keys.signing_key(client.id_token_algorithm)
-        return _KEY_TYPES[key.alg].import_key(key.private_pem())
+        return self.provider.id_token_key(client.id_token_algorithm)[1]
 
     def get_client_algorithm(self, client: RegisteredClient) -> str:
         return client.id_token_algorithm
 
     def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
-        key = self.provider.keys.signing_key(client.id_token_algorithm)
+        key = self.provider.id_token_key(client.id_token_algorithm)[0]
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
@@ -499,6 +498,7 @@ class _Provider:
             context.keys, context.settings.key_directory / "identity", context.settings.key_algorithm
         )
         self._active_key: tuple[float, SigningKey] | None = None
+        self._id_token_keys: dict[str, tuple[tuple[int, ...] | None, float, SigningKey, Any]] = {}
 
     def signing_key(self) -> SigningKey:
         """The kernel's active key, read from the key store at most every few seconds (every token signs
@@ -508,6 +508,29 @@ class _Provider:
         if self._active_key is None or now - self._active_key[0] > _KEY_CACHE_SECONDS:
             self._active_key = (now, self.context.keys.ensure_active())
         return self._active_key[1]
+
+    def id_token_key(self, algorithm: str) -> tuple[SigningKey, Any]:
+        """The active key for ``algorithm`` and its joserfc form, kept while neither its store's directory
+        nor the kernel's has changed (every key store change writes a file there, so a rotation shows at
+        once) and for a few seconds at most (a change within the file system's timestamp tick)."""
+        now = time.monotonic()
+        stamp = self._key_stamp(algorithm)
+        cached = self._id_token_keys.get(algorithm)
+        if cached is None or cached[0] != stamp or stamp is None or now - cached[1] > _KEY_CACHE_SECONDS:
+            key = self.keys.signing_key(algorithm)
+            cached = (stamp, now, key, _KEY_TYPES[key.alg].import_key(key.private_pem()))
+            self._id_token_keys[algorithm] = cached
+        return cached[2], cached[3]
+
+    def _key_stamp(self, algorithm: str) -> tuple[int, ...] | None:
+        store = self.keys.stores.get(algorithm)
+        if store is None:
+            return None
+        try:
+            kernel, own = self.context.keys.directory.stat(), store.directory.stat()
+        except OSError:
+            return None
+        return (kernel.st_ino, kernel.st_mtime_ns, own.st_ino, own.st_mtime_ns)
 
     def verification_key(self, kid: str) -> SigningKey:
         """The key named ``kid``: the cached active key, or else read from the store (``KeyNotFound``)."""
@@ -1005,7 +1028,7 @@ class _Provider:
         )
         headers = {"Cache-Control": "no-store"}
         if client.userinfo_signed:
-            key = self.keys.signing_key(client.userinfo_algorithm)
+            key = self.id_token_key(client.userinfo_algorithm)[0]
             signed = jwt.encode(
                 {**document, "iss": self.issuer, "aud": client.client_id},
                 key.private_key,
