@@ -1005,19 +1005,18 @@ class _Provider:
     async def userinfo(self, request: Request[Any, Any, Any]) -> Response[Any]:
         token = bearer_token(request.headers.get("authorization"))
         claims = self._access_claims(token)
+        client = await self.clients.client(str(claims.get("client_id", "")))
         async with self.context.sessions() as session:
             issued = await session.get(IssuedTokenRow, str(claims.get("jti", "")))
-        if issued is None or issued.revoked_at is not None:
-            raise _invalid_token("the token was revoked")
-        client = await self.clients.client(str(claims.get("client_id", "")))
-        if client is None:
-            raise _invalid_token("the token's client is no longer registered")
-        async with self.context.sessions() as session:
+            if issued is None or issued.revoked_at is not None:
+                raise _invalid_token("the token was revoked")
+            if client is None:
+                raise _invalid_token("the token's client is no longer registered")
             person = await self._person_row(session, client.sector, claims["sub"])
-        if person is None or person.status != "active":
-            raise _invalid_token("the token's subject is no longer active")
-        # A withdrawal takes effect at once: tokens issued before it release nothing more than ``sub``.
-        choice = await self.consents.current(claims["sub"], client.client_id)
+            if person is None or person.status != "active":
+                raise _invalid_token("the token's subject is no longer active")
+            # A withdrawal takes effect at once: tokens issued before it release nothing more than ``sub``.
+            choice = await self.consents.current(claims["sub"], client.client_id, session)
         released = set(issued.claims or ()) & (choice.granted if choice is not None else frozenset())
         document = claim_values(
             claims["sub"],
