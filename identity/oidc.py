@@ -526,11 +526,18 @@ class _Provider:
         store = self.keys.stores.get(algorithm)
         if store is None:
             return None
-        try:
-            kernel, own = self.context.keys.directory.stat(), store.directory.stat()
-        except OSError:
-            return None
-        return (kernel.st_ino, kernel.st_mtime_ns, own.st_ino, own.st_mtime_ns)
+        stamp: list[int] = []
+        # The algorithm's own store does not exist while the kernel's key serves it; its creation shows.
+        for directory in (self.context.keys.directory, store.directory):
+            try:
+                found = directory.stat()
+            except FileNotFoundError:
+                stamp.extend((0, 0))
+                continue
+            except OSError:
+                return None
+            stamp.extend((found.st_ino, found.st_mtime_ns))
+        return tuple(stamp)
 
     def verification_key(self, kid: str) -> SigningKey:
         """The key named ``kid``: the cached active key, or else read from the store (``KeyNotFound``)."""
