@@ -204,17 +204,19 @@ class RequestContext:
                 self.telemetry.request_duration.record(elapsed, attributes)
                 if status >= 400:
                     self.telemetry.responses_by_reason.add(1, attributes)
-                _access_log.info(
-                    "request",
-                    extra={
-                        "event": "http_request",
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "trace_id": format(span.get_span_context().trace_id, "032x"),
-                    },
-                )
+                # Checked first so that a server logging at WARNING builds no line per request.
+                if _access_log.isEnabledFor(logging.INFO):
+                    _access_log.info(
+                        "request",
+                        extra={
+                            "event": "http_request",
+                            "method": method,
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "trace_id": format(span.get_span_context().trace_id, "032x"),
+                        },
+                    )
                 _request_id.reset(token)
 
 

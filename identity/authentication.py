@@ -98,13 +98,14 @@ _MESSAGES: Final[Mapping[str, str]] = {
 
 
 class PersonLookup(Protocol):
-    """What authentication needs of :class:`identity.service.PersonRegister`."""
+    """What authentication needs of :class:`identity.service.PersonRegister`; each reads in the session
+    it is given (the authenticator's own, on the same database), or in one of its own."""
 
-    async def resolve(self, identifier: str) -> str: ...
+    async def resolve(self, identifier: str, session: AsyncSession | None = None) -> str: ...
 
-    async def contact(self, uin: str) -> tuple[str | None, str]: ...
+    async def contact(self, uin: str, session: AsyncSession | None = None) -> tuple[str | None, str]: ...
 
-    async def status(self, uin: str) -> str: ...
+    async def status(self, uin: str, session: AsyncSession | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -216,14 +217,18 @@ class OtpAuthenticator:
     # --- sending ------------------------------------------------------------------------------------------
 
     async def _target(self, identifier: str) -> _Target:
+        async with self.sessions() as session:
+            return await self._target_in(session, identifier)
+
+    async def _target_in(self, session: AsyncSession, identifier: str) -> _Target:
         try:
-            uin = await self.register.resolve(identifier)
+            uin = await self.register.resolve(identifier, session)
         except DpiError as error:
             if error.reason_code != _NOT_FOUND:
                 raise
             return _Target(identifier, refusal=error)
         try:
-            phone, language = await self.register.contact(uin)
+            phone, language = await self.register.contact(uin, session)
         except DpiError as error:
             # contact() refuses a deactivated or deceased person with that very reason.
             if error.reason_code not in _INACTIVE.values():
@@ -400,9 +405,9 @@ class OtpAuthenticator:
             raise DpiError("otp.invalid")
         async with self.sessions() as session, session.begin():
             outcome, uin = await self._check(session, transaction_id, code, client_id, now)
+            if outcome is None and uin is not None and await self.register.status(uin, session) != _ACTIVE:
+                outcome = "otp.invalid"
         log_fields = {"transaction_id": transaction_id, "client_id": client_id}
-        if outcome is None and uin is not None and await self.register.status(uin) != _ACTIVE:
-            outcome = "otp.invalid"
         if outcome is not None or uin is None:
             _log.info("otp refused", extra={"event": "otp_refused", "reason": outcome, **log_fields})
             raise DpiError(outcome or "otp.invalid")

@@ -87,9 +87,15 @@ class ClaimConsents:
         self.ttl = ttl
         self.clock = clock
 
-    async def current(self, subject: str, client_id: str) -> ClaimChoice | None:
-        """The person's choice for the client while it is in force, else None."""
-        async with self.sessions() as session:
+    async def current(
+        self, subject: str, client_id: str, session: AsyncSession | None = None
+    ) -> ClaimChoice | None:
+        """The person's choice for the client while it is in force, else None; read in ``session`` when
+        the caller has one open (one connection for a whole request)."""
+        if session is None:
+            async with self.sessions() as own:
+                row = await own.get(ClaimConsentRow, (client_id, subject))
+        else:
             row = await session.get(ClaimConsentRow, (client_id, subject))
         if row is None or row.withdrawn_at is not None or _aware(row.expires_at) <= self.clock():
             return None

@@ -12,6 +12,11 @@ registered inline.
 A client's secret is 32 random bytes shown once at registration and stored as its SHA-256 only. A
 ``private_key_jwt`` client has no secret: it signs a client assertion (RFC 7523,
 https://www.rfc-editor.org/rfc/rfc7523) with a key of its ``jwks``.
+
+Every request of a sign-in looks its client up, so a registry keeps the active clients it has read for
+:data:`CLIENT_CACHE_SECONDS`. Registering or disabling a client through any registry of the same process
+drops it from every registry's memory at once; a change made by another process (another server worker,
+the ``dpi identity client`` command) shows within :data:`CLIENT_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +47,7 @@ from identity.signing_keys import ProviderKeys
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
+    "CLIENT_CACHE_SECONDS",
     "CLIENT_SCHEMA",
     "SUPPORTED_AUTH_METHODS",
     "ClientRegistry",
@@ -51,6 +59,7 @@ __all__ = [
 ]
 
 CLIENT_SCHEMA: Final = "identity-client@1.1.0"
+CLIENT_CACHE_SECONDS: Final = 5.0
 SUPPORTED_AUTH_METHODS: Final = ("client_secret_basic", "private_key_jwt")
 ASSERTION_ALGORITHMS: Final = ("EdDSA", "ES256", "PS256")
 _ALGORITHM_OF_KEY: Final[Mapping[tuple[str, str | None], str]] = {
@@ -280,8 +289,22 @@ def _document(row: ClientRow) -> dict[str, Any]:
     return {**row.metadata_document, "status": row.status}
 
 
+# Every registry of this process, so that a change made through one reaches what the others remember.
+_REGISTRIES: Final[weakref.WeakSet[ClientRegistry]] = weakref.WeakSet()
+
+
+def _forget(client_id: str) -> None:
+    for registry in list(_REGISTRIES):
+        registry.changes += 1
+        registry.remembered.pop(client_id, None)
+
+
 class ClientRegistry:
-    """Registered clients in the identity block's database."""
+    """Registered clients in the identity block's database.
+
+    ``cache_seconds`` is how long an active client read once is served from memory (0: read every time);
+    see the module for when a change shows.
+    """
 
     def __init__(
         self,
@@ -289,12 +312,17 @@ class ClientRegistry:
         *,
         clock: Callable[[], datetime] = _utcnow,
         keys: ProviderKeys | None = None,
+        cache_seconds: float = CLIENT_CACHE_SECONDS,
     ) -> None:
         """``keys``, when given, gets the signing key of each algorithm a client registers made at once,
         so the provider's JWKS lists it before the client's first token."""
         self.sessions = sessions
         self.clock = clock
         self.keys = keys
+        self.cache_seconds = cache_seconds
+        self.remembered: dict[str, tuple[float, RegisteredClient]] = {}
+        self.changes = 0
+        _REGISTRIES.add(self)
 
     async def add(self, metadata: Any) -> tuple[dict[str, Any], str | None]:
         """Register a client; returns its stored metadata and its secret (shown only now).
@@ -327,6 +355,7 @@ class ClientRegistry:
             await asyncio.to_thread(
                 self.keys.ensure, RegisteredClient(document, row.secret_hash).signing_algorithms
             )
+        _forget(row.client_id)
         return _document(row), secret
 
     async def algorithms_in_use(self) -> frozenset[str]:
@@ -340,6 +369,11 @@ class ClientRegistry:
         """The active client ``client_id``, or None (unknown and disabled clients alike)."""
         if not client_id or len(client_id) > 64:
             return None
+        now = time.monotonic()
+        remembered = self.remembered.get(client_id)
+        if remembered is not None and now - remembered[0] < self.cache_seconds:
+            return remembered[1]
+        changes = self.changes
         # Columns rather than the mapped object: every request of a sign-in asks, and this is cheaper.
         async with self.sessions() as session:
             row = (
@@ -350,8 +384,13 @@ class ClientRegistry:
                 )
             ).one_or_none()
         if row is None:
+            self.remembered.pop(client_id, None)
             return None
-        return RegisteredClient(dict(row.metadata_document), row.secret_hash)
+        client = RegisteredClient(dict(row.metadata_document), row.secret_hash)
+        # A change committed while this read was under way may not be in what it read: keep nothing then.
+        if self.cache_seconds > 0 and changes == self.changes:
+            self.remembered[client_id] = (now, client)
+        return client
 
     async def show(self, client_id: str) -> dict[str, Any]:
         """The client's metadata and status; ``identity.client_not_found`` if unknown."""
@@ -377,3 +416,4 @@ class ClientRegistry:
             )
             if getattr(result, "rowcount", 0) == 0:
                 raise DpiError("identity.client_not_found")
+        _forget(client_id)

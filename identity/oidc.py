@@ -345,14 +345,13 @@ class _OpenId(OpenIDCode):  # type: ignore[misc]
         return False
 
     def resolve_client_private_key(self, client: RegisteredClient) -> Any:
-        key = self.provider.keys.signing_key(client.id_token_algorithm)
-        return _KEY_TYPES[key.alg].import_key(key.private_pem())
+        return self.provider.id_token_key(client.id_token_algorithm)[1]
 
     def get_client_algorithm(self, client: RegisteredClient) -> str:
         return client.id_token_algorithm
 
     def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
-        key = self.provider.keys.signing_key(client.id_token_algorithm)
+        key = self.provider.id_token_key(client.id_token_algorithm)[0]
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
@@ -517,6 +516,7 @@ class _Provider:
         self.pushed = PushedRequests(context.sessions, clock)
         self.keys = clients.keys or ProviderKeys.of(context.settings, context.keys)
         self._active_key: tuple[float, SigningKey] | None = None
+        self._id_token_keys: dict[str, tuple[tuple[int, ...] | None, float, SigningKey, Any]] = {}
 
     def signing_key(self) -> SigningKey:
         """The kernel's active key, read from the key store at most every few seconds (every token signs
@@ -526,6 +526,36 @@ class _Provider:
         if self._active_key is None or now - self._active_key[0] > _KEY_CACHE_SECONDS:
             self._active_key = (now, self.context.keys.ensure_active())
         return self._active_key[1]
+
+    def id_token_key(self, algorithm: str) -> tuple[SigningKey, Any]:
+        """The active key for ``algorithm`` and its joserfc form, kept while neither its store's directory
+        nor the kernel's has changed (every key store change writes a file there, so a rotation shows at
+        once) and for a few seconds at most (a change within the file system's timestamp tick)."""
+        now = time.monotonic()
+        stamp = self._key_stamp(algorithm)
+        cached = self._id_token_keys.get(algorithm)
+        if cached is None or cached[0] != stamp or stamp is None or now - cached[1] > _KEY_CACHE_SECONDS:
+            key = self.keys.signing_key(algorithm)
+            cached = (stamp, now, key, _KEY_TYPES[key.alg].import_key(key.private_pem()))
+            self._id_token_keys[algorithm] = cached
+        return cached[2], cached[3]
+
+    def _key_stamp(self, algorithm: str) -> tuple[int, ...] | None:
+        store = self.keys.stores.get(algorithm)
+        if store is None:
+            return None
+        stamp: list[int] = []
+        # The algorithm's own store does not exist while the kernel's key serves it; its creation shows.
+        for directory in (self.context.keys.directory, store.directory):
+            try:
+                found = directory.stat()
+            except FileNotFoundError:
+                stamp.extend((0, 0))
+                continue
+            except OSError:
+                return None
+            stamp.extend((found.st_ino, found.st_mtime_ns))
+        return tuple(stamp)
 
     def verification_key(self, kid: str) -> SigningKey:
         """The key named ``kid``: the cached active key, or else read from the store (``KeyNotFound``)."""
@@ -1008,19 +1038,18 @@ class _Provider:
     async def userinfo(self, request: Request[Any, Any, Any]) -> Response[Any]:
         token = bearer_token(request.headers.get("authorization"))
         claims = self._access_claims(token)
+        client = await self.clients.client(str(claims.get("client_id", "")))
         async with self.context.sessions() as session:
             issued = await session.get(IssuedTokenRow, str(claims.get("jti", "")))
-        if issued is None or issued.revoked_at is not None:
-            raise _invalid_token("the token was revoked")
-        client = await self.clients.client(str(claims.get("client_id", "")))
-        if client is None:
-            raise _invalid_token("the token's client is no longer registered")
-        async with self.context.sessions() as session:
+            if issued is None or issued.revoked_at is not None:
+                raise _invalid_token("the token was revoked")
+            if client is None:
+                raise _invalid_token("the token's client is no longer registered")
             person = await self._person_row(session, client.sector, claims["sub"])
-        if person is None or person.status != "active":
-            raise _invalid_token("the token's subject is no longer active")
-        # A withdrawal takes effect at once: tokens issued before it release nothing more than ``sub``.
-        choice = await self.consents.current(claims["sub"], client.client_id)
+            if person is None or person.status != "active":
+                raise _invalid_token("the token's subject is no longer active")
+            # A withdrawal takes effect at once: tokens issued before it release nothing more than ``sub``.
+            choice = await self.consents.current(claims["sub"], client.client_id, session)
         released = set(issued.claims or ()) & (choice.granted if choice is not None else frozenset())
         document = claim_values(
             claims["sub"],
@@ -1031,7 +1060,7 @@ class _Provider:
         )
         headers = {"Cache-Control": "no-store"}
         if client.userinfo_signed:
-            key = self.keys.signing_key(client.userinfo_algorithm)
+            key = self.id_token_key(client.userinfo_algorithm)[0]
             signed = jwt.encode(
                 {**document, "iss": self.issuer, "aud": client.client_id},
                 key.private_key,

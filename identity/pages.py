@@ -163,8 +163,10 @@ _TEXT: Final[Mapping[str, Mapping[str, str]]] = {
     },
 }
 
+# Templates are compiled on first use and kept: no file check per page (they change with a release only).
 _environment: Final = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    auto_reload=False,
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

@@ -47,7 +47,8 @@ import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, TypeVar
@@ -593,19 +594,29 @@ class PersonRegister:
             vid = await self._active_vid(session, row.id)
         return _person_document(row, vid_active=vid is not None)
 
-    async def status(self, uin: str) -> str:
-        """``active``, ``deactivated`` or ``deceased``."""
-        async with self.sessions() as session:
-            return (await self._person_row(session, uin)).status
+    @asynccontextmanager
+    async def _reading(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's session when it has one open (a request then holds one connection), else a new one."""
+        if session is not None:
+            yield session
+            return
+        async with self.sessions() as own:
+            yield own
 
-    async def resolve(self, identifier: str) -> str:
-        """The UIN named by ``identifier``: a known UIN, or a VID that is active now.
+    async def status(self, uin: str, session: AsyncSession | None = None) -> str:
+        """``active``, ``deactivated`` or ``deceased`` (read in ``session`` when given)."""
+        async with self._reading(session) as reading:
+            return (await self._person_row(reading, uin)).status
+
+    async def resolve(self, identifier: str, session: AsyncSession | None = None) -> str:
+        """The UIN named by ``identifier``: a known UIN, or a VID that is active now (read in ``session``
+        when given).
 
         Anything else (unknown, revoked, malformed) answers the same ``identity.not_found``. The
         person's status is not judged here: callers that authenticate use :meth:`contact` or
         :meth:`status`.
         """
-        async with self.sessions() as session:
+        async with self._reading(session) as session:
             if is_uin(identifier):
                 found = await session.scalar(select(PersonRow.uin).where(PersonRow.uin == identifier))
             elif is_vid(identifier):
@@ -622,13 +633,14 @@ class PersonRegister:
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         return found
 
-    async def contact(self, uin: str) -> tuple[str | None, str]:
-        """Where to send a one-time password: the phone in E.164 (or None) and the preferred language.
+    async def contact(self, uin: str, session: AsyncSession | None = None) -> tuple[str | None, str]:
+        """Where to send a one-time password: the phone in E.164 (or None) and the preferred language
+        (read in ``session`` when given).
 
         Refuses ``identity.deactivated`` or ``identity.deceased``: such a person cannot authenticate.
         """
-        async with self.sessions() as session:
-            row = await self._person_row(session, uin)
+        async with self._reading(session) as reading:
+            row = await self._person_row(reading, uin)
         _require_active(row)
         phone = row.demographics.get("phone")
         return (phone if isinstance(phone, str) else None), row.demographics.get(

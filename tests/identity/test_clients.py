@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dpi.blocks import Block
 from dpi.db import create_engine, session_factory
@@ -160,6 +160,36 @@ async def test_a_disabled_client_is_unknown_to_the_provider(registry: ClientRegi
     with pytest.raises(DpiError) as refused:
         await registry.disable("nobody")
     assert refused.value.reason_code == "identity.client_not_found"
+
+
+async def test_disabling_through_another_registry_of_the_process_shows_at_once(
+    registry: ClientRegistry,
+) -> None:
+    await registry.add(GOOD)
+    provider_view = ClientRegistry(registry.sessions)
+    assert await provider_view.client("labour-portal") is not None
+    await registry.disable("labour-portal")
+    assert await provider_view.client("labour-portal") is None
+    with pytest.raises(DpiError):
+        await provider_view.add({**GOOD, "client_id": "labour-portal"})
+    assert await provider_view.client("labour-portal") is None
+
+
+async def test_a_change_by_another_process_shows_once_the_remembered_client_is_stale(
+    registry: ClientRegistry,
+) -> None:
+    await registry.add(GOOD)
+    remembering = ClientRegistry(registry.sessions)
+    reading = ClientRegistry(registry.sessions, cache_seconds=0)
+    assert await remembering.client("labour-portal") is not None
+    async with registry.sessions() as session, session.begin():
+        await session.execute(update(ClientRow).values(status="disabled"))
+    assert await reading.client("labour-portal") is None
+    assert await remembering.client("labour-portal") is not None  # within CLIENT_CACHE_SECONDS
+    remembering.remembered = {
+        key: (float("-inf"), client) for key, (_, client) in remembering.remembered.items()
+    }
+    assert await remembering.client("labour-portal") is None
 
 
 def test_the_cli_adds_lists_shows_and_disables(
