@@ -7,9 +7,11 @@ Runs in a scratch schema (``?search_path=``) created and dropped by the run. ``-
 generated file for later runs (it is generated only when missing or too short); generation is timed
 apart from the import. Without a reachable PostgreSQL it prints a skip line and ``"value": null``.
 Prints a human line, then one JSON object: {"name", "value" (records/s imported), "unit", "baseline"
-(target 10,000/s), "ratio", and the search latencies in ms: lookups by identifier through the service
-(p50/p95), reads of those records over HTTP through the records API (p50/p95; in-process ASGI, no
-socket) and a predicate on the attribute table (p95)}.
+(target 10,000/s), "ratio", the CPU time per record imported (this process and PostgreSQL's backends),
+and the search latencies in ms: lookups by identifier through the service (p50/p95), the same identifiers
+through the DCI synchronous search over HTTP (signed envelope, ``idtype-value``; p50/p95; in-process
+ASGI, no socket), reads of those records through the records API (p50/p95), and a ``predicate`` search
+through the DCI compiler in the service (family name ``eq`` and birth date ``between``; p50/p95)}.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import and_, select
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from conformance_tests.tokens import TokenMinter
@@ -37,17 +39,22 @@ from dpi import db
 from dpi.app import create_app, migrate
 from dpi.keys import SigningKey
 from dpi.settings import Settings
+from dpi.signing import sign_detached
 from registry.auth import JwtTokenVerifier
 from registry.block import registry_block
+from registry.dci.search import Searcher
+from registry.dci.senders import ACTIVE, Sender, add_sender
 from registry.definition import load_definitions
 from registry.importer import SourceLine, import_lines, read_jsonl
-from registry.models import AttributeRow
 from registry.service import RegistryService, create_attribute_indexes
 from registry.synthetic import generate
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "registry" / "migrations"
 TARGET_PER_S = 10_000.0
 SAMPLES = 500
+PURPOSE = "civil-registration"
+SENDER_ID = "DPI/GOV/BENCH/client"
+GRANTS = ("civil:names-and-birth-date",)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -84,15 +91,85 @@ def _write_file(path: Path, count: int) -> None:
             start += 20_000
 
 
-def _sample_uins(path: Path, count: int) -> list[str]:
+def _samples(path: Path, count: int) -> tuple[list[str], list[str]]:
+    """About :data:`SAMPLES` UINs spread over the first ``count`` lines, and their Latin family names."""
     uins: list[str] = []
+    families: list[str] = []
     with path.open(encoding="utf-8") as source:
         for number, line in enumerate(source, start=1):
             if number > count:
                 break
             if number % max(1, count // SAMPLES) == 0:
-                uins.append(json.loads(line)["uin"])
-    return uins
+                document = json.loads(line)
+                uins.append(document["uin"])
+                families += [name["family"] for name in document["names"] if name.get("script") == "Latn"]
+    return uins, families
+
+
+def _search_item(query_type: str, query: Any) -> dict[str, Any]:
+    return {
+        "reference_id": "bench-1",
+        "timestamp": _wire_now(),
+        "search_criteria": {
+            "version": "1.0.0",
+            "query_type": query_type,
+            "query": query,
+            "consent": {"purpose": PURPOSE},
+            "pagination": {"page_size": 20, "page_number": 1},
+        },
+    }
+
+
+def _wire_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _signed_search(key: SigningKey, item: dict[str, Any]) -> dict[str, Any]:
+    """A DCI ``search`` envelope as a sender builds it, signed with its key (detached JWS)."""
+    body: dict[str, Any] = {
+        "header": {
+            "version": "1.0.0",
+            "message_id": str(uuid.uuid4()),
+            "message_ts": _wire_now(),
+            "action": "search",
+            "sender_id": SENDER_ID,
+            "receiver_id": "civil",
+            "total_count": 1,
+            "is_msg_encrypted": False,
+        },
+        "message": {"transaction_id": str(uuid.uuid4()), "search_request": [item]},
+    }
+    body["signature"] = sign_detached(body, key)
+    return body
+
+
+def _predicate(family: str, year: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "expression1": {"attribute_name": "family_name", "operator": "eq", "attribute_value": family},
+            "condition": "and",
+            "expression2": {
+                "attribute_name": "date_of_birth",
+                "operator": "between",
+                "attribute_value": [f"{year}-01-01", f"{year}-03-31"],
+            },
+        }
+    ]
+
+
+def _processes_cpu(pids: set[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each of ``pids`` still running here (PostgreSQL backends of the
+    benchmark's connections; none when the server is on another machine)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # proc(5): utime and stime are fields 14 and 15, counted from the state (field 3) here.
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
 
 
 def _lines(path: Path) -> int:
@@ -109,13 +186,17 @@ def _limited(path: Path, count: int) -> Iterator[SourceLine]:
         yield line
 
 
-async def _http_reads(url: str, record_ids: list[str]) -> list[float]:
-    """Reads of ``record_ids`` through ``GET /registry/civil/v1/records/{id}`` of an in-process app."""
+async def _http(url: str, uins: list[str], record_ids: list[str]) -> tuple[list[float], list[float]]:
+    """Latencies of the DCI synchronous search by UIN (``POST /registry/civil/registry/sync/search``, a
+    signed envelope per request) and of reads of ``record_ids`` (``GET /registry/civil/v1/records/{id}``),
+    through an in-process app."""
     minter = TokenMinter(SigningKey.generate(), "https://identity.bench.example")
     verifier = JwtTokenVerifier(minter.issuer, jwks=minter.jwks())
     block = registry_block(token_verifier=lambda _settings: verifier)
     token = minter.mint("clerk", ["registry:civil:read"], member="DPI/GOV/MOI/civil-registry")
     headers = {"authorization": f"Bearer {token}"}
+    sender_key = SigningKey.generate("EdDSA")
+    searches: list[float] = []
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings(var_dir=Path(directory) / "var", database_url=url)
@@ -125,6 +206,31 @@ async def _http_reads(url: str, record_ids: list[str]) -> list[float]:
             app.litestar.lifespan(),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
         ):
+            engine = db.create_engine(url)
+            try:
+                await add_sender(
+                    db.session_factory(engine),
+                    load_definitions(),
+                    SENDER_ID,
+                    jwks={"keys": [sender_key.public_jwk()]},
+                    grants=GRANTS,
+                )
+            finally:
+                await engine.dispose()
+            for uin in uins:
+                body = _signed_search(sender_key, _search_item("idtype-value", {"type": "UIN", "value": uin}))
+                content = json.dumps(body)
+                began = time.perf_counter()
+                response = await client.post(
+                    "/registry/civil/registry/sync/search",
+                    content=content,
+                    headers={"content-type": "application/json"},
+                )
+                searches.append((time.perf_counter() - began) * 1000)
+                answer = response.json()["message"]["search_response"][0]
+                assert response.status_code == 200, response.text
+                assert answer["status"] == "succ", response.text
+                assert answer["pagination"]["total_count"] == 1, response.text
             for record_id in record_ids:
                 began = time.perf_counter()
                 response = await client.get(
@@ -134,7 +240,7 @@ async def _http_reads(url: str, record_ids: list[str]) -> list[float]:
                 )
                 latencies.append((time.perf_counter() - began) * 1000)
                 assert response.status_code == 200, response.text
-    return latencies
+    return searches, latencies
 
 
 async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
@@ -142,6 +248,12 @@ async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
     await _admin(url, f'CREATE SCHEMA "{schema}"')
     scoped = make_url(url).update_query_dict({"search_path": schema}).render_as_string(hide_password=False)
     engine = db.create_engine(scoped)
+    backends: set[int] = set()
+    event.listen(
+        engine.sync_engine,
+        "checkout",
+        lambda connection, _record, _proxy: backends.add(connection.driver_connection.get_server_pid()),
+    )
     try:
         await db.upgrade(engine, [MIGRATIONS])
         definitions = load_definitions()
@@ -151,52 +263,44 @@ async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
             began = time.perf_counter()
             _write_file(path, count)
             generated = time.perf_counter() - began
-        uins = _sample_uins(path, count)
+        uins, families = _samples(path, count)
+        cpu_before = time.process_time()
+        backend_before = _processes_cpu(backends)
         started = time.perf_counter()
         report = await import_lines(
             service, "civil", _limited(path, count), actor="bench", reason="bench", batch_size=5000
         )
         elapsed = time.perf_counter() - started
+        cpu_process = time.process_time() - cpu_before
+        backend_after = _processes_cpu(backends)
+        cpu_backend = sum(seconds - backend_before.get(pid, 0.0) for pid, seconds in backend_after.items())
+        load = os.getloadavg()
         async with engine.begin() as connection:
             await connection.run_sync(create_attribute_indexes, definitions)
             await connection.exec_driver_sql("ANALYZE")
         rng = random.Random(3)
         lookups: list[float] = []
         found_ids: list[str] = []
-        for value in (rng.choice(uins) for _ in range(SAMPLES)):
+        chosen = [rng.choice(uins) for _ in range(SAMPLES)]
+        for value in chosen:
             began = time.perf_counter()
             found = await service.find_by_identifier("civil", "UIN", value)
             lookups.append((time.perf_counter() - began) * 1000)
             assert found is not None
             found_ids.append(found)
-        http_reads = await _http_reads(scoped, found_ids)
+        searches, http_reads = await _http(scoped, chosen, found_ids)
+        searcher = Searcher(service, cursor_key=b"c" * 32)
+        sender = Sender(SENDER_ID, {"keys": []}, None, GRANTS, ACTIVE)
+        definition = service.definition("civil")
         predicates: list[float] = []
+        matched = 0
         for _ in range(200):
-            year = rng.randrange(1940, 2024)
-            family = rng.choice(["benali", "haddad", "toure", "diallo", "kone"])
+            item = _search_item("predicate", _predicate(rng.choice(families), rng.randrange(1940, 2024)))
             began = time.perf_counter()
-            async with service.sessions() as session:
-                family_rows = select(AttributeRow.record_id).where(
-                    and_(
-                        AttributeRow.registry_code == "civil",
-                        AttributeRow.attribute == "family_name",
-                        AttributeRow.value_text == family,
-                    )
-                )
-                rows = (
-                    await session.scalars(
-                        select(AttributeRow.record_id)
-                        .where(
-                            AttributeRow.registry_code == "civil",
-                            AttributeRow.attribute == "date_of_birth",
-                            AttributeRow.value_date.between(date(year, 1, 1), date(year, 3, 31)),
-                            AttributeRow.record_id.in_(family_rows),
-                        )
-                        .limit(100)
-                    )
-                ).all()
+            answer = await searcher.answer_item(definition, sender, item, now=datetime.now(UTC))
             predicates.append((time.perf_counter() - began) * 1000)
-            del rows
+            assert answer["status"] == "succ", answer
+            matched += answer["pagination"]["total_count"]
     finally:
         await engine.dispose()
         await _admin(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -213,11 +317,20 @@ async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
         "generate_seconds": round(generated, 2),
         "identifier_service_p50_ms": _percentile(lookups, 0.5),
         "identifier_service_p95_ms": _percentile(lookups, 0.95),
+        "cpu_ms_per_record": round(cpu_process * 1000 / max(1, report.created), 4),
+        "backend_cpu_ms_per_record": round(cpu_backend * 1000 / max(1, report.created), 4),
+        "load_average": [round(value, 2) for value in load],
+        "identifier_dci_http_p50_ms": _percentile(searches, 0.5),
+        "identifier_dci_http_p95_ms": _percentile(searches, 0.95),
+        "identifier_dci_http": "POST /registry/civil/registry/sync/search, idtype-value UIN, signed, ASGI",
         "record_http_p50_ms": _percentile(http_reads, 0.5),
         "record_http_p95_ms": _percentile(http_reads, 0.95),
         "record_http": "GET /registry/civil/v1/records/{id} (bearer JWT verified, read logged), ASGI",
+        "predicate_p50_ms": _percentile(predicates, 0.5),
         "predicate_p95_ms": _percentile(predicates, 0.95),
-        "predicate": "family_name = X and date_of_birth in one quarter (attribute table, direct query)",
+        "predicate": "DCI predicate family_name eq X and date_of_birth between one quarter, Searcher "
+        "(compiler, count, first page of 20, read log)",
+        "predicate_mean_matches": round(matched / len(predicates), 1),
     }
 
 
@@ -244,8 +357,10 @@ def main() -> None:
     print(
         f"registry import: {result['value']:,.0f} records/s ({result['count']:,} persons in "
         f"{result['import_seconds']} s); identifier p50/p95 {result['identifier_service_p50_ms']}/"
-        f"{result['identifier_service_p95_ms']} ms; HTTP read p50/p95 {result['record_http_p50_ms']}/"
-        f"{result['record_http_p95_ms']} ms; predicate p95 {result['predicate_p95_ms']} ms"
+        f"{result['identifier_service_p95_ms']} ms; DCI HTTP p50/p95 {result['identifier_dci_http_p50_ms']}/"
+        f"{result['identifier_dci_http_p95_ms']} ms; HTTP read p50/p95 {result['record_http_p50_ms']}/"
+        f"{result['record_http_p95_ms']} ms; predicate p95 {result['predicate_p95_ms']} ms; CPU ms/record "
+        f"{result['cpu_ms_per_record']} + {result['backend_cpu_ms_per_record']} (PostgreSQL)"
     )
     print(json.dumps(result))
 

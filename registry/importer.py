@@ -39,7 +39,7 @@ import standards
 from dpi.errors import DpiError, ErrorDetail
 from registry.definition import RegistryDefinition, resolve
 from registry.models import IdentifierRow, RecordRow
-from registry.service import BulkTable, RegistryService, bulk_rows
+from registry.service import BulkTable, DocumentRows, RegistryService, bulk_tables, document_rows
 
 __all__ = [
     "MAPPING_SCHEMA",
@@ -327,10 +327,11 @@ def _line_errors(definition: RegistryDefinition, line: SourceLine) -> list[LineE
 
 
 class _Batch:
-    """Lines checked against the rules of the registry, waiting to be written together."""
+    """Lines checked against the rules of the registry, waiting to be written together: line number,
+    document, identifiers and, when prepared ahead, the rows that would add it."""
 
     def __init__(self) -> None:
-        self.lines: list[tuple[int, dict[str, Any], list[tuple[str, str]]]] = []
+        self.lines: list[tuple[int, dict[str, Any], list[tuple[str, str]], DocumentRows | None]] = []
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -418,10 +419,12 @@ async def _write(
 ) -> _Outcome:
     """Write the records of ``batch`` not imported yet, in ``session``'s transaction."""
     outcome = _Outcome()
-    pairs = {pair for _, _, line_pairs in batch.lines for pair in line_pairs}
+    pairs = {pair for _, _, line_pairs, _ in batch.lines for pair in line_pairs}
     held = await _held(session, definition.code, pairs)
-    fresh: list[dict[str, Any]] = []
-    for number, document, line_pairs in batch.lines:
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    fresh: list[DocumentRows] = []
+    for number, document, line_pairs, prepared in batch.lines:
         owners = [held.get(pair) for pair in line_pairs]
         if all(owner is not None and owner == document for owner in owners):
             outcome.unchanged += 1
@@ -436,13 +439,18 @@ async def _write(
                 return outcome
             continue
         held.update(dict.fromkeys(line_pairs, document))
-        fresh.append(document)
-    connection = await session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    tables = bulk_rows(
-        definition, fresh, actor=actor, reason=reason, now=now, encode_json=_json_text if postgres else None
-    )
-    for table in tables:
+        fresh.append(
+            prepared
+            or document_rows(
+                definition,
+                document,
+                actor=actor,
+                reason=reason,
+                now=now,
+                encode_json=_json_text if postgres else None,
+            )
+        )
+    for table in bulk_tables(fresh):
         if not table.rows:
             continue
         if postgres:
@@ -537,12 +545,27 @@ async def import_lines(
     # The next batch is read and checked in a worker thread while the previous one is written, so
     # the database's work on one batch overlaps the checks of the next. Writes stay one at a time and
     # in file order: each batch's identifier lookup sees every batch written before it.
+    # The rows of each line are built in the reading thread too, while the database writes the
+    # previous batch; a line found already imported at write time just drops its rows.
+    async with service.sessions() as session:
+        postgres = (await session.connection()).dialect.name == "postgresql"
+
+    def prepare(document: dict[str, Any]) -> DocumentRows:
+        return document_rows(
+            definition,
+            document,
+            actor=actor,
+            reason=reason,
+            now=_now(service),
+            encode_json=_json_text if postgres else None,
+        )
+
     source = iter(lines)
     writing: asyncio.Task[None] | None = None
     written = 0
     while True:
         try:
-            read, refused, batch = await asyncio.to_thread(_collect, definition, source, batch_size)
+            read, refused, batch = await asyncio.to_thread(_collect, definition, source, batch_size, prepare)
         except BaseException:
             if writing is not None:
                 await writing
@@ -563,10 +586,14 @@ async def import_lines(
 
 
 def _collect(
-    definition: RegistryDefinition, source: Iterator[SourceLine], size: int
+    definition: RegistryDefinition,
+    source: Iterator[SourceLine],
+    size: int,
+    prepare: Callable[[dict[str, Any]], DocumentRows],
 ) -> tuple[int, list[LineError], _Batch]:
     """Read lines from ``source`` until ``size`` of them pass the registry's rules (or the file ends):
-    the number of lines read, the errors of the refused ones and the batch of the others."""
+    the number of lines read, the errors of the refused ones and the batch of the others, each with
+    the rows that would add it (``prepare``)."""
     read = 0
     refused: list[LineError] = []
     batch = _Batch()
@@ -576,7 +603,8 @@ def _collect(
         if errors:
             refused += errors
         elif line.document is not None:
-            batch.lines.append((line.line, line.document, definition.identifiers_of(line.document)))
+            document = line.document
+            batch.lines.append((line.line, document, definition.identifiers_of(document), prepare(document)))
         if len(batch) >= size:
             break
     return read, refused, batch
@@ -616,7 +644,9 @@ async def _import_all_or_nothing(
                     report.stopped_at = line.line
                     break
                 if line.document is not None:
-                    batch.lines.append((line.line, line.document, definition.identifiers_of(line.document)))
+                    batch.lines.append(
+                        (line.line, line.document, definition.identifiers_of(line.document), None)
+                    )
             if batch.lines and (exhausted or len(batch) >= batch_size):
                 try:
                     outcome = await _write(

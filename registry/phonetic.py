@@ -9,6 +9,7 @@ A phonetic key (:func:`phonetic_key`) merges near-equivalent spellings, and Jaro
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -103,6 +104,9 @@ def name_similarity(first: Sequence[str], second: Sequence[str]) -> tuple[float,
     return score, f"names {round(score * 100)}% alike (Jaro-Winkler, word by word)"
 
 
+# Given and family names repeat a lot in a population (a few thousand spellings for a million
+# persons): a bulk import computes each key once instead of once per record.
+@functools.lru_cache(maxsize=65_536)
 def phonetic_key(text: str) -> str:
     """The phonetic key of a whole name (its words joined): Ben Ali, Benali and بن علي all give ``bnl``."""
     return skeleton("".join(latin_form(text).split()))

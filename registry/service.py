@@ -55,11 +55,14 @@ from registry.models import (
 __all__ = [
     "EVENT_TOPIC_PREFIX",
     "BulkTable",
+    "DocumentRows",
     "Reader",
     "RegistryService",
     "bulk_rows",
+    "bulk_tables",
     "create_attribute_indexes",
     "creation_patch",
+    "document_rows",
     "new_record_id",
     "timestamp",
 ]
@@ -265,6 +268,63 @@ _ATTRIBUTE_KEYS: Final = (
 )
 
 
+@dataclass(frozen=True)
+class DocumentRows:
+    """The rows one new record adds to each table of a bulk write (see :func:`document_rows`)."""
+
+    record: tuple[Any, ...]
+    identifiers: list[tuple[Any, ...]]
+    version: tuple[Any, ...]
+    attributes: list[tuple[Any, ...]]
+
+
+def document_rows(
+    definition: RegistryDefinition,
+    document: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+    encode_json: Callable[[Any], str] | None = None,
+) -> DocumentRows:
+    """The rows (record, identifiers, first version, search attributes) that add an already validated
+    ``document`` to a registry as a new active record.
+
+    With ``encode_json``, the JSON columns hold JSON text (for PostgreSQL COPY), and the document is
+    encoded once: its creation patch is built around that text.
+    """
+    code = definition.code
+    record_id = new_record_id()
+    pairs = definition.identifiers_of(document)
+    held: Any = [{"type": kind, "value": value} for kind, value in pairs]
+    body: Any = document
+    patch: Any
+    if encode_json is None:
+        patch = creation_patch(document)
+    else:
+        held, body = encode_json(held), encode_json(document)
+        patch = '[{"op":"add","path":"","value":' + body + "}]"
+    return DocumentRows(
+        record=(record_id, code, document["record_type"], held, body, 1, ACTIVE, None, now, now),
+        identifiers=[(code, kind, value, record_id) for kind, value in pairs],
+        version=(record_id, 1, code, "created", actor, now, reason, patch),
+        attributes=[
+            (record_id, value.attribute, value.position, code, value.text, value.number, value.day)
+            for value in definition.attribute_values(document)
+        ],
+    )
+
+
+def bulk_tables(rows: Sequence[DocumentRows]) -> list[BulkTable]:
+    """The rows of new records (:func:`document_rows`), by table, in the order to write them."""
+    return [
+        BulkTable(RecordRow, _RECORD_KEYS, [row.record for row in rows]),
+        BulkTable(IdentifierRow, _IDENTIFIER_KEYS, [pair for row in rows for pair in row.identifiers]),
+        BulkTable(VersionRow, _VERSION_KEYS, [row.version for row in rows]),
+        BulkTable(AttributeRow, _ATTRIBUTE_KEYS, [value for row in rows for value in row.attributes]),
+    ]
+
+
 def bulk_rows(
     definition: RegistryDefinition,
     documents: Sequence[Mapping[str, Any]],
@@ -274,41 +334,14 @@ def bulk_rows(
     now: datetime,
     encode_json: Callable[[Any], str] | None = None,
 ) -> list[BulkTable]:
-    """The rows (record, identifiers, first version, search attributes) that add already validated
-    ``documents`` to a registry as new active records, by table, for a bulk write.
-
-    With ``encode_json``, the JSON columns hold JSON text (for PostgreSQL COPY), and each document is
-    encoded once: its creation patch is built around that text.
-    """
-    code = definition.code
-    records: list[tuple[Any, ...]] = []
-    identifiers: list[tuple[Any, ...]] = []
-    versions: list[tuple[Any, ...]] = []
-    attributes: list[tuple[Any, ...]] = []
-    for document in documents:
-        record_id = new_record_id()
-        pairs = definition.identifiers_of(document)
-        held: Any = [{"type": kind, "value": value} for kind, value in pairs]
-        body: Any = document
-        patch: Any
-        if encode_json is None:
-            patch = creation_patch(document)
-        else:
-            held, body = encode_json(held), encode_json(document)
-            patch = '[{"op":"add","path":"","value":' + body + "}]"
-        records.append((record_id, code, document["record_type"], held, body, 1, ACTIVE, None, now, now))
-        identifiers += [(code, kind, value, record_id) for kind, value in pairs]
-        versions.append((record_id, 1, code, "created", actor, now, reason, patch))
-        attributes += [
-            (record_id, value.attribute, value.position, code, value.text, value.number, value.day)
-            for value in definition.attribute_values(document)
+    """The rows that add already validated ``documents`` to a registry as new active records, by
+    table, for a bulk write (:func:`document_rows` of each)."""
+    return bulk_tables(
+        [
+            document_rows(definition, document, actor=actor, reason=reason, now=now, encode_json=encode_json)
+            for document in documents
         ]
-    return [
-        BulkTable(RecordRow, _RECORD_KEYS, records),
-        BulkTable(IdentifierRow, _IDENTIFIER_KEYS, identifiers),
-        BulkTable(VersionRow, _VERSION_KEYS, versions),
-        BulkTable(AttributeRow, _ATTRIBUTE_KEYS, attributes),
-    ]
+    )
 
 
 class RegistryService:

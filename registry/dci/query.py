@@ -280,7 +280,9 @@ def compile_condition(definition: RegistryDefinition, node: Node | Identifier) -
         survivors = select(RecordRow.merged_into).where(
             RecordRow.record_id.in_(holders), RecordRow.merged_into.is_not(None)
         )
-        return or_(RecordRow.record_id.in_(holders), RecordRow.record_id.in_(survivors))
+        # One IN over the union: an OR of two IN subqueries is not an index condition for
+        # PostgreSQL, which then scanned every record of the registry.
+        return RecordRow.record_id.in_(holders.union(survivors))
     if isinstance(node, Comparison):
         matching = select(AttributeRow.record_id).where(
             AttributeRow.registry_code == definition.code,

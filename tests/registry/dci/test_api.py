@@ -165,6 +165,31 @@ async def test_sync_search_by_identifier_answers_signed_and_reduced_to_the_grant
     assert "uin" not in record["document"]
 
 
+async def test_sync_search_by_a_merged_records_identifier_finds_the_survivor(
+    client: httpx.AsyncClient, registered: DciClient, persons: list[dict[str, Any]], service: RegistryService
+) -> None:
+    survivor, loser = persons[0], persons[1]
+    survivor_id = await service.find_by_identifier("civil", "UIN", survivor["uin"])
+    loser_id = await service.find_by_identifier("civil", "UIN", loser["uin"])
+    assert survivor_id is not None
+    assert loser_id is not None
+    await service.merge(
+        "civil", survivor_id=survivor_id, loser_id=loser_id, actor="officer-17", reason="same person"
+    )
+    body = registered.search(
+        item("idtype-value", {"type": "UIN", "value": loser["uin"]}, reference_id="loser"),
+        item("idtype-value", {"type": "UIN", "value": "1999999999"}, reference_id="nobody"),
+    )
+    response = await _post(client, SYNC, body)
+    assert response.status_code == 200, response.text
+    found, nobody = response.json()["message"]["search_response"]
+    assert found["pagination"]["total_count"] == 1
+    [record] = found["data"]["reg_records"]
+    assert record["document"]["date_of_birth"] == survivor["date_of_birth"]
+    assert nobody["status"] == "succ"
+    assert nobody["pagination"]["total_count"] == 0
+
+
 async def test_search_reads_are_logged_with_the_purpose_and_consent(
     client: httpx.AsyncClient,
     registered: DciClient,
