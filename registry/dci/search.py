@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -35,7 +35,15 @@ import standards
 from dpi.errors import DpiError
 from dpi.signing import canonical_json
 from registry.dci.envelope import DCI_VERSION, wire_time
-from registry.dci.query import attribute_column, compile_condition, expand_fuzzy, parse_query
+from registry.dci.query import (
+    Comparison,
+    Identifier,
+    Node,
+    attribute_column,
+    compile_condition,
+    expand_fuzzy,
+    parse_query,
+)
 from registry.dci.senders import Sender
 from registry.definition import RegistryDefinition
 from registry.models import AttributeRow, RecordRow
@@ -167,6 +175,7 @@ class Searcher:
             raise DpiError("rjct.search_criteria.invalid", f"search_criteria.version is {DCI_VERSION}")
         node = parse_query(definition, criteria.get("query_type"), criteria.get("query"))
         order = self._order(definition, criteria.get("sort"))
+        _within_grants(definition, sender.groups(definition.code), node, criteria.get("sort"))
         page = self._page(definition.code, criteria)
         reader = self._reader(definition, sender, criteria)
         async with self.service.sessions() as session:
@@ -265,3 +274,39 @@ class Searcher:
             )
             for index, item in enumerate(entry if isinstance(entry, Mapping) else {} for entry in items)
         ]
+
+
+def _within_grants(
+    definition: RegistryDefinition,
+    groups: frozenset[str] | None,
+    node: Node | Identifier,
+    sort: Any,
+) -> None:
+    """Refuse a filter or sort on an attribute outside the sender's field groups.
+
+    A sender that may read only some fields must not learn the others by filtering on them: which records
+    match ``sex eq female`` tells the value of ``sex`` as surely as reading it. A lookup by identifier
+    stays open to every sender of the registry, since finding a record by its key is what a grant is for.
+    """
+    if groups is None:
+        return
+    names = [] if isinstance(node, Identifier) else list(_attribute_names(node))
+    if isinstance(sort, list):
+        names += [entry["attribute_name"] for entry in sort if isinstance(entry, Mapping)]
+    readable = {
+        pointer
+        for group in groups & definition.field_groups.keys()
+        for pointer in definition.field_groups[group]
+    }
+    for name in names:
+        pointer = definition.attributes[name].pointer
+        if not any(pointer == field or pointer.startswith(field + "/") for field in readable):
+            raise DpiError("rjct.filter.invalid", f"{name!r} is outside the fields this sender may read")
+
+
+def _attribute_names(node: Node) -> Iterator[str]:
+    if isinstance(node, Comparison):
+        yield node.attribute.name
+    else:
+        for part in node.parts:
+            yield from _attribute_names(part)

@@ -209,12 +209,18 @@ async def test_each_item_gets_its_own_outcome(
     client: httpx.AsyncClient, registered: DciClient, persons: list[dict[str, Any]]
 ) -> None:
     good = item(
-        "predicate", [{"expression1": comparison("sex", "eq", persons[0]["sex"])}], reference_id="good"
+        "predicate",
+        [{"expression1": comparison("date_of_birth", "eq", persons[0]["date_of_birth"])}],
+        reference_id="good",
     )
     items = [
         good,
         item("predicate", [{"expression1": comparison("salary", "eq", 1)}], reference_id="unknown-attribute"),
-        item("predicate", [{"expression1": comparison("sex", "like", "m")}], reference_id="unknown-operator"),
+        item(
+            "predicate",
+            [{"expression1": comparison("date_of_birth", "like", "m")}],
+            reference_id="unknown-operator",
+        ),
         item(
             "predicate", [{"expression1": comparison("date_of_birth", "gt", 1990)}], reference_id="bad-type"
         ),
@@ -224,13 +230,13 @@ async def test_each_item_gets_its_own_outcome(
         item("idtype-value", {"type": "UIN", "value": "1"}, reference_id="no-purpose", consent=None),
         item(
             "predicate",
-            [{"expression1": comparison("sex", "eq", "male")}],
+            [{"expression1": comparison("date_of_birth", "ge", "1900-01-01")}],
             reference_id="big-page",
             pagination={"page_size": 100000, "page_number": 1},
         ),
         item(
             "predicate",
-            [{"expression1": comparison("sex", "eq", "male")}],
+            [{"expression1": comparison("date_of_birth", "ge", "1900-01-01")}],
             reference_id="bad-sort",
             sort=[{"attribute_name": "uin_secret", "sort_order": "asc"}],
         ),
@@ -262,6 +268,54 @@ async def test_each_item_gets_its_own_outcome(
     assert answer["header"]["completed_count"] == 1
 
 
+async def test_a_sender_cannot_filter_or_sort_on_fields_it_may_not_read(
+    client: httpx.AsyncClient, registered: DciClient, persons: list[dict[str, Any]]
+) -> None:
+    # The sender reads names and birth dates only: filtering on sex would reveal it as surely as reading it.
+    items = [
+        item("predicate", [{"expression1": comparison("sex", "eq", persons[0]["sex"])}], reference_id="sex"),
+        item(
+            "predicate",
+            [
+                {
+                    "expression1": comparison("date_of_birth", "ge", "1900-01-01"),
+                    "condition": "and",
+                    "expression2": {
+                        "expression1": comparison("date_of_birth", "le", "2100-01-01"),
+                        "condition": "not",
+                        "expression2": comparison("birth_region", "eq", "x"),
+                    },
+                }
+            ],
+            reference_id="nested",
+        ),
+        item(
+            "predicate",
+            [{"expression1": comparison("date_of_birth", "ge", "1900-01-01")}],
+            reference_id="sort",
+            sort=[{"attribute_name": "sex", "sort_order": "asc"}],
+        ),
+        item("idtype-value", {"type": "UIN", "value": persons[0]["uin"]}, reference_id="by-identifier"),
+        item(
+            "predicate",
+            [{"expression1": comparison("date_of_birth", "eq", persons[0]["date_of_birth"])}],
+            reference_id="granted",
+        ),
+    ]
+    answer = (await _post(client, SYNC, registered.search(*items))).json()
+    outcomes = {
+        entry["reference_id"]: (entry["status"], entry.get("status_reason_code"))
+        for entry in answer["message"]["search_response"]
+    }
+    assert outcomes == {
+        "sex": ("rjct", "rjct.filter.invalid"),
+        "nested": ("rjct", "rjct.filter.invalid"),
+        "sort": ("rjct", "rjct.filter.invalid"),
+        "by-identifier": ("succ", None),
+        "granted": ("succ", None),
+    }
+
+
 async def test_pages_and_cursors(
     client: httpx.AsyncClient, registered: DciClient, persons: list[dict[str, Any]]
 ) -> None:
@@ -289,7 +343,7 @@ async def test_pages_and_cursors(
         "pagination"
     ]["next_cursor"]
     tampered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
-    other = [{"expression1": comparison("sex", "eq", "female")}]
+    other = [{"expression1": comparison("date_of_birth", "le", "2000-01-01")}]
     for criteria in (
         item("predicate", everyone, sort=sort, pagination={"cursor": tampered}),
         item("predicate", other, sort=sort, pagination={"cursor": cursor}),
