@@ -23,6 +23,7 @@ import standards
 __all__ = [
     "DpiError",
     "ErrorDetail",
+    "deeper_than",
     "error_body",
     "error_response",
     "handle_exception",
@@ -180,7 +181,8 @@ _MAX_DETAILS: Final = 100
 MAX_JSON_DEPTH: Final = 64
 
 
-def _deeper_than(document: Any, limit: int) -> bool:
+def deeper_than(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests more than ``limit`` levels (checked without recursion)."""
     pending: list[tuple[Any, int]] = [(document, 1)]
     while pending:
         value, depth = pending.pop()
@@ -218,7 +220,7 @@ async def read_json(request: Request[Any, Any, Any], schema_ref: str) -> Any:
         document = json.loads(raw, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
         raise DpiError("request.malformed_json") from None
-    if _deeper_than(document, MAX_JSON_DEPTH):
+    if deeper_than(document, MAX_JSON_DEPTH):
         raise DpiError(
             "request.invalid",
             details=[ErrorDetail("", "request.invalid", f"nested deeper than {MAX_JSON_DEPTH} levels")],

@@ -40,6 +40,7 @@ from jwt.exceptions import InvalidKeyError
 
 __all__ = [
     "DEFAULT_ROTATION_GRACE",
+    "SECRET_SIZE",
     "Algorithm",
     "KeyNotFound",
     "KeyRecord",
@@ -48,8 +49,10 @@ __all__ = [
     "KeyStoreError",
     "PrivateKey",
     "PublicKey",
+    "SecretFileError",
     "SigningKey",
     "jwk_thumbprint",
+    "load_or_create_secret",
 ]
 
 Algorithm = Literal["EdDSA", "ES256", "PS256"]
@@ -448,3 +451,43 @@ class KeyStore:
             yield
         finally:
             os.close(descriptor)
+
+
+SECRET_SIZE = 32
+
+
+class SecretFileError(RuntimeError):
+    """A secret file exists but cannot be used (unreadable, wrong size, readable by others)."""
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The 32-byte secret at ``path``, created (mode 0600, parents 0700) when the file does not exist.
+
+    Refuses with :class:`SecretFileError` a file that cannot be read, is not exactly 32 bytes, or is
+    readable or writable by group or others: silently replacing it would lose what it keys
+    (pseudonyms, hashes, sessions).
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(SECRET_SIZE))
+                handle.flush()
+                os.fsync(handle.fileno())
+            # A hard link never replaces: if another process created the key meanwhile, theirs wins.
+            with contextlib.suppress(FileExistsError):
+                os.link(staging, path)
+        finally:
+            staging.unlink(missing_ok=True)
+    try:
+        mode = path.stat().st_mode
+        key = path.read_bytes()
+    except OSError as error:
+        raise SecretFileError(f"the key file {path} cannot be read ({error.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretFileError(f"the key file {path} must be readable by its owner only (chmod 600)")
+    if len(key) != SECRET_SIZE:
+        raise SecretFileError(f"the key file {path} must hold exactly {SECRET_SIZE} bytes, not {len(key)}")
+    return key

@@ -24,22 +24,18 @@ when, from and to which sector, for which purpose) with the person only as a key
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import os
 import re
-import secrets
-import stat
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi.errors import DpiError
+from dpi.keys import SecretFileError, load_or_create_secret
 from identity.models import PersonRow, PseudonymRow, TranslationRow
 
 __all__ = [
@@ -61,40 +57,9 @@ _AUDIT_LABEL: Final = b"dpi-translation-subject\x00"
 _UIN: Final = re.compile(r"^[1-9][0-9]{9}$")
 
 
-class PseudonymKeyError(RuntimeError):
-    """The key file exists but cannot be used (unreadable, wrong size, readable by others)."""
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The 32-byte secret at ``path``, created (mode 0600, parents 0700) when the file does not exist.
-
-    Refuses with :class:`PseudonymKeyError` a file that cannot be read, is not exactly 32 bytes, or is
-    readable or writable by group or others: silently replacing it would re-key every sector.
-    """
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(secrets.token_bytes(KEY_SIZE))
-                handle.flush()
-                os.fsync(handle.fileno())
-            # A hard link never replaces: if another process created the key meanwhile, theirs wins.
-            with contextlib.suppress(FileExistsError):
-                os.link(staging, path)
-        finally:
-            staging.unlink(missing_ok=True)
-    try:
-        mode = path.stat().st_mode
-        key = path.read_bytes()
-    except OSError as error:
-        raise PseudonymKeyError(f"the key file {path} cannot be read ({error.strerror})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PseudonymKeyError(f"the key file {path} must be readable by its owner only (chmod 600)")
-    if len(key) != KEY_SIZE:
-        raise PseudonymKeyError(f"the key file {path} must hold exactly {KEY_SIZE} bytes, not {len(key)}")
-    return key
+# The key files are the kernel's 32-byte secret files; these names are kept for the block's callers.
+PseudonymKeyError = SecretFileError
+load_or_create_key = load_or_create_secret
 
 
 def is_sector(value: str) -> bool:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import standards
-from dpi.errors import MAX_JSON_DEPTH, DpiError, ErrorDetail, _deeper_than
+from dpi.errors import MAX_JSON_DEPTH, DpiError, ErrorDetail, deeper_than
 from dpi.keys import SigningKey
 from dpi.signing import SignatureError, sign_detached, verify_detached
 from registry.dci.senders import Sender, find_sender
@@ -93,7 +93,7 @@ def parse(raw: bytes, schema: str, *, action: str, items: str | None = None) -> 
         document = json.loads(raw, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise DpiError("err.request.bad", "the body is not JSON") from None
-    if not isinstance(document, dict) or _deeper_than(document, MAX_JSON_DEPTH):
+    if not isinstance(document, dict) or deeper_than(document, MAX_JSON_DEPTH):
         raise DpiError("err.request.bad", "the body is not a DCI envelope")
     validator = standards.validator(schema)
     item_problems: dict[int, list[str]] = defaultdict(list)
