@@ -34,6 +34,7 @@ from babel.numbers import get_currency_precision
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AddressResolution",
+    "BeneficiaryAccounts",
     "Capabilities",
     "FinancialAddress",
     "Money",
@@ -349,3 +350,16 @@ class ProviderFactory(Protocol):
     """What an entry point of ``dpi.payment_providers`` names: configuration in, adapter out."""
 
     def __call__(self, name: str, config: Mapping[str, str]) -> PaymentProvider: ...
+
+
+class BeneficiaryAccounts(Protocol):
+    """Where each beneficiary chose to be paid, as the ID-to-account mapper knows it.
+
+    ``beneficiary_id`` is opaque to the disbursement engine (in a deployment with the identity block,
+    the person's pseudonym for the paying sector). ``as_of`` is the cycle's cut-off: links changed after
+    it do not apply to that cycle. Beneficiaries without a link are absent from the answer.
+    """
+
+    async def financial_addresses(
+        self, beneficiary_ids: Sequence[str], *, as_of: datetime
+    ) -> Mapping[str, FinancialAddress]: ...
