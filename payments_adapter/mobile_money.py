@@ -125,7 +125,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN: Final = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 _FIELD_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ID_TYPE: Final = re.compile(r"^[A-Za-z_]{1,20}$")
-_TOKEN_MARGIN_SECONDS: Final = 30.0
+_TOKEN_MARGIN_SECONDS: Final = 30
 
 
 def reference_id(idempotency_key: str) -> str:
@@ -158,8 +158,8 @@ class MobileMoneySettings:
     fields: Mapping[str, str] = DEFAULT_FIELDS
     statuses: Mapping[str, ProviderState] = DEFAULT_STATUSES
     reasons: Mapping[str, str] = DEFAULT_REASONS
-    timeout_seconds: float = 10.0
-    connect_timeout_seconds: float = 5.0
+    timeout_ms: int = 10_000
+    connect_timeout_ms: int = 5_000
     max_response_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
@@ -185,7 +185,7 @@ class MobileMoneySettings:
         for name, path in self.fields.items():
             if name not in DEFAULT_FIELDS or not _FIELD_PATH.match(path):
                 raise ValueError(f"field {name!r} -> {path!r} is not a known field with a dotted path")
-        if self.max_response_bytes < 1024 or self.timeout_seconds <= 0 or self.connect_timeout_seconds <= 0:
+        if self.max_response_bytes < 1024 or self.timeout_ms <= 0 or self.connect_timeout_ms <= 0:
             raise ValueError("timeouts are positive and the response limit is at least 1024 bytes")
 
     @classmethod
@@ -206,11 +206,9 @@ class MobileMoneySettings:
         for key in ("party_id_type", "account_pattern"):
             if key in config:
                 plain[key] = config[key]
-        for key in ("timeout_seconds", "connect_timeout_seconds"):
+        for key in ("timeout_ms", "connect_timeout_ms", "max_response_bytes"):
             if key in config:
-                plain[key] = float(Decimal(config[key]))
-        if "max_response_bytes" in config:
-            plain["max_response_bytes"] = int(config["max_response_bytes"])
+                plain[key] = int(config[key])
         for key in ("currencies", "address_schemes"):
             plain[key] = tuple(part.strip() for part in config.get(key, "").split(",") if part.strip())
         return cls(
@@ -256,7 +254,7 @@ class MobileMoneyProvider(PaymentProvider):
         settings: MobileMoneySettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.name = name
         self._settings = settings
@@ -273,11 +271,11 @@ class MobileMoneyProvider(PaymentProvider):
             transport=transport,
             follow_redirects=False,
             trust_env=False,
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+            timeout=httpx.Timeout(settings.timeout_ms / 1000, connect=settings.connect_timeout_ms / 1000),
             headers=dict(settings.headers),
         )
         self._clock = clock
-        self._token: tuple[str, float] | None = None
+        self._token: tuple[str, int] | None = None
         self._token_lock = asyncio.Lock()
         self._account_pattern = re.compile(settings.account_pattern)
 
@@ -303,7 +301,8 @@ class MobileMoneyProvider(PaymentProvider):
         limit = self._settings.max_response_bytes
         try:
             async with (
-                asyncio.timeout(self._settings.timeout_seconds * 2),
+                # httpx bounds each read; this bounds the whole exchange, so a slow drip cannot hold it.
+                asyncio.timeout(self._settings.timeout_ms * 2 / 1000),
                 self._client.stream(
                     method, path, headers=headers, json=json_body, data=form, auth=auth
                 ) as response,
@@ -397,12 +396,12 @@ class MobileMoneyProvider(PaymentProvider):
             if not isinstance(token, str) or len(token) > 4096 or not _TOKEN.match(token):
                 raise ProviderError("payments.provider.invalid_response", "the token is missing or malformed")
             try:
-                lifetime = float(Decimal(str(self._field(document, "expires_in") or 0)))
-            except InvalidOperation:
+                lifetime = int(Decimal(str(self._field(document, "expires_in") or 0)))
+            except (InvalidOperation, ValueError):
                 raise ProviderError(
                     "payments.provider.invalid_response", "expires_in is not a number"
                 ) from None
-            self._token = (token, now + max(lifetime - _TOKEN_MARGIN_SECONDS, 0.0))
+            self._token = (token, now + max(lifetime - _TOKEN_MARGIN_SECONDS, 0) * 1_000_000_000)
             return token
 
     async def _authorised(
@@ -592,7 +591,7 @@ def create_provider(name: str, config: Mapping[str, str]) -> PaymentProvider:
     Keys: ``base_url``, ``client_id``, ``client_secret`` (required); ``token_path``, ``transfer_path``,
     ``status_path`` (with ``{reference_id}``), ``account_holder_path`` (with ``{id_type}`` and
     ``{account}``), ``party_id_type``, ``account_pattern``, ``currencies``, ``address_schemes``,
-    ``timeout_seconds``, ``connect_timeout_seconds``, ``max_response_bytes``; ``header.<Name>`` for
+    ``timeout_ms``, ``connect_timeout_ms``, ``max_response_bytes``; ``header.<Name>`` for
     headers every request carries (``header.X-Target-Environment``), ``field.<name>`` for a field's
     dotted path, ``status.<VALUE>`` and ``reason.<CODE>`` to map more of the operator's values.
     """

@@ -337,7 +337,10 @@ class Iso20022Provider(PaymentProvider):
             room = self._max_run - len(run.instructions)
             chunk, remaining = remaining[:room], remaining[room:]
             grown = replace(run, instructions=run.instructions + tuple(chunk))
-            content = write_pain001(grown)
+            try:
+                content = write_pain001(grown)
+            except ValueError as error:
+                return ProviderError("payments.instruction.invalid", f"the run cannot be written: {error}")
             if len(content) > self._max_file_bytes:
                 return ProviderError(
                     "payments.request.too_large", "the run's file would exceed its size limit"
