@@ -89,8 +89,8 @@ _STATEMENT_STATES: Final = {
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingested pain.002 or camt.054 did: the payments whose status it changed, the references
-    it named that no file of ours carried, and its booked entries (camt.054)."""
+    """What one ingested pain.002 or camt.054 did: the payments whose state or reason it changed, the
+    references it named that no file of ours carried, and its booked entries (camt.054)."""
 
     message: str
     message_id: str
@@ -453,9 +453,11 @@ class Iso20022Provider(PaymentProvider):
         updated: dict[str, ProviderStatus] = {}
         for key, status in candidates.items():
             payment = self._payments[key]
-            if _RANK[status.state] >= _RANK[payment.status.state] and status != payment.status:
-                payment.status = status
+            if _RANK[status.state] < _RANK[payment.status.state]:
+                continue
+            if (status.state, status.reason_code) != (payment.status.state, payment.status.reason_code):
                 updated[key] = status
+            payment.status = status
         return IngestReport(
             self._message_name(incoming), message_id, False, updated, tuple(unmatched), tuple(entries)
         )
