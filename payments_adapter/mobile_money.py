@@ -125,6 +125,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN: Final = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 _FIELD_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ID_TYPE: Final = re.compile(r"^[A-Za-z_]{1,20}$")
+_PATH_SEGMENT: Final = re.compile(r"^[A-Za-z0-9+\-_.]{1,64}$")
 _TOKEN_MARGIN_SECONDS: Final = 30
 
 
@@ -155,9 +156,9 @@ class MobileMoneySettings:
     currencies: tuple[str, ...] = ()
     address_schemes: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
-    fields: Mapping[str, str] = DEFAULT_FIELDS
-    statuses: Mapping[str, ProviderState] = DEFAULT_STATUSES
-    reasons: Mapping[str, str] = DEFAULT_REASONS
+    fields: Mapping[str, str] = field(default_factory=lambda: DEFAULT_FIELDS)
+    statuses: Mapping[str, ProviderState] = field(default_factory=lambda: DEFAULT_STATUSES)
+    reasons: Mapping[str, str] = field(default_factory=lambda: DEFAULT_REASONS)
     timeout_ms: int = 10_000
     connect_timeout_ms: int = 5_000
     max_response_bytes: int = 64 * 1024
@@ -435,8 +436,14 @@ class MobileMoneyProvider(PaymentProvider):
         schemes = self._capabilities.address_schemes
         if schemes and address.provider not in schemes:
             return "payments.address.invalid"
-        # The account goes into a URL path: only what the pattern admits, so never '.', '..' or '/'.
-        if not self._account_pattern.fullmatch(address.account) or address.account.strip(".") == "":
+        # The account goes into a URL path: one plain segment whatever the configured pattern admits,
+        # never '.', '..', a slash or a percent sign that a server might decode into one.
+        account = address.account
+        if (
+            not _PATH_SEGMENT.match(account)
+            or not account.strip(".")
+            or not self._account_pattern.fullmatch(account)
+        ):
             return "payments.address.invalid"
         return None
 
