@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -60,9 +60,9 @@ from payments_adapter.iso20022.pain001 import (
     CreditTransferRun,
     Debtor,
     InstructionNotRepresentableError,
+    Pain001Builder,
     check_representable,
     read_pain001,
-    write_pain001,
 )
 from payments_adapter.iso20022.pain002 import PAIN002_VERSIONS, ReportedStatus, StatusReport, status_report
 
@@ -184,6 +184,7 @@ class Iso20022Provider(PaymentProvider):
         self._payments: dict[str, _Payment] = {}
         self._runs: dict[str, tuple[str, ...]] = {}
         self._open: CreditTransferRun | None = None
+        self._builder: Pain001Builder | None = None
         self._received: set[str] = set()
         self._closed = False
         try:
@@ -218,9 +219,10 @@ class Iso20022Provider(PaymentProvider):
             self._received.add(hashlib.sha256(content).hexdigest())
             self._apply(self._read_incoming(content))
 
-    def _index(self, run: CreditTransferRun) -> None:
+    def _index(self, run: CreditTransferRun, added: Sequence[PaymentInstruction] | None = None) -> None:
+        """Know the payments of ``run`` (only those ``added`` to it when given)."""
         at = run.created_at
-        for instruction in run.instructions:
+        for instruction in run.instructions if added is None else added:
             status = ProviderStatus(
                 ProviderState.ACCEPTED, None, run.message_id, f"in pain.001 {run.message_id}", at
             )
@@ -336,15 +338,21 @@ class Iso20022Provider(PaymentProvider):
             run = self._open or self._new_run()
             room = self._max_run - len(run.instructions)
             chunk, remaining = remaining[:room], remaining[room:]
-            grown = replace(run, instructions=run.instructions + tuple(chunk))
+            builder = self._builder if self._open is not None else None
+            # The builder holds what is on disk; on any failure it is dropped and rebuilt from the run.
+            self._builder = None
             try:
-                content = write_pain001(grown)
+                if builder is None:
+                    builder = Pain001Builder(run)
+                builder.append(chunk)
+                content = builder.content()
             except ValueError as error:
                 return ProviderError("payments.instruction.invalid", f"the run cannot be written: {error}")
             if len(content) > self._max_file_bytes:
                 return ProviderError(
                     "payments.request.too_large", "the run's file would exceed its size limit"
                 )
+            grown = builder.run
             path = self._run_path(grown, sealed=False)
             try:
                 await asyncio.to_thread(_write_atomically, path, content)
@@ -358,10 +366,11 @@ class Iso20022Provider(PaymentProvider):
                 # The rename happened; only the directory's fsync failed. The file may not survive a
                 # power cut, so the answer is unknown until a status query after restart settles it.
                 self._open = grown
-                self._index(grown)
+                self._index(grown, chunk)
                 return OutcomeUnknownError(f"the run was written but not made durable: {error}")
             self._open = grown
-            self._index(grown)
+            self._builder = builder
+            self._index(grown, chunk)
             if len(grown.instructions) >= self._max_run:
                 await self._seal()
         return None
@@ -390,6 +399,7 @@ class Iso20022Provider(PaymentProvider):
             return None
         await asyncio.to_thread(self._finish_sealing, run)
         self._open = None
+        self._builder = None
         return self._outgoing / f"{run.message_id}.xml"
 
     async def status(self, idempotency_key: str) -> ProviderStatus:

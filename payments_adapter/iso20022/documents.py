@@ -74,10 +74,20 @@ class Document:
 
     def find(self, element: etree._Element, path: str) -> etree._Element | None:
         """The first element at ``path`` (``GrpHdr/MsgId``) under ``element``, in this message's namespace."""
-        return element.find(self._qualified(path))
+        found = element
+        for tag in self._tags(path):
+            child = next(found.iterchildren(tag), None)
+            if child is None:
+                return None
+            found = child
+        return found
 
     def find_all(self, element: etree._Element, path: str) -> list[etree._Element]:
-        return list(element.iterfind(self._qualified(path)))
+        """Every element at ``path`` under ``element``, in document order."""
+        level = [element]
+        for tag in self._tags(path):
+            level = [child for parent in level for child in parent.iterchildren(tag)]
+        return level
 
     def text(self, element: etree._Element, path: str) -> str | None:
         """The text at ``path`` under ``element``, stripped, or ``None`` when the element is absent."""
@@ -86,8 +96,13 @@ class Document:
             return None
         return found.text.strip()
 
-    def _qualified(self, path: str) -> str:
-        return "/".join(f"{{{self.namespace}}}{step}" for step in path.split("/"))
+    def _tags(self, path: str) -> tuple[str, ...]:
+        return _qualified(self.namespace, path)
+
+
+@cache
+def _qualified(namespace: str, path: str) -> tuple[str, ...]:
+    return tuple(f"{{{namespace}}}{step}" for step in path.split("/"))
 
 
 def _parser() -> etree.XMLParser:

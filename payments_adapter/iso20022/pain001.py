@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Final
 
 from lxml import etree
@@ -36,6 +37,7 @@ __all__ = [
     "CreditTransferRun",
     "Debtor",
     "InstructionNotRepresentableError",
+    "Pain001Builder",
     "check_representable",
     "read_pain001",
     "write_pain001",
@@ -131,14 +133,18 @@ def check_representable(instruction: PaymentInstruction) -> None:
 
 def _element(parent: etree._Element, path: str, text: str | None = None, **attributes: str) -> etree._Element:
     """Append the elements of ``path`` (``FinInstnId/BICFI``) under ``parent``; the last gets ``text``."""
-    element = parent
-    for step in path.split("/"):
-        element = etree.SubElement(element, f"{{{_NS}}}{step}")
+    *parents, last = _tags(path)
+    for tag in parents:
+        parent = etree.SubElement(parent, tag)
+    element = etree.SubElement(parent, last, attributes or None)
     if text is not None:
         element.text = text
-    for name, value in attributes.items():
-        element.set(name, value)
     return element
+
+
+@cache
+def _tags(path: str) -> tuple[str, ...]:
+    return tuple(f"{{{_NS}}}{step}" for step in path.split("/"))
 
 
 def _account(parent: etree._Element, tag: str, account: str) -> None:
@@ -157,39 +163,59 @@ def _agent(parent: etree._Element, tag: str, agent: str) -> None:
         _element(institution, "Othr/Id", agent)
 
 
-def _by_currency(instructions: Iterable[PaymentInstruction]) -> dict[str, list[PaymentInstruction]]:
-    blocks: dict[str, list[PaymentInstruction]] = {}
-    for instruction in instructions:
-        blocks.setdefault(instruction.amount.currency, []).append(instruction)
-    return blocks
+@dataclass
+class _Block:
+    element: etree._Element
+    count: etree._Element
+    total: etree._Element
+    transactions: int = 0
+    amount: Decimal = Decimal(0)
 
 
-def write_pain001(run: CreditTransferRun) -> bytes:
-    """The pain.001.001.09 file of ``run``, checked against its XSD before it is returned."""
-    if not run.instructions:
-        raise ValueError("a pain.001 file holds at least one instruction")
-    document = etree.Element(f"{{{_NS}}}Document", nsmap={None: _NS})
-    initiation = _element(document, "CstmrCdtTrfInitn")
-    header = _element(initiation, "GrpHdr")
-    _element(header, "MsgId", run.message_id)
-    _element(header, "CreDtTm", run.created_at.isoformat(timespec="seconds"))
-    _element(header, "NbOfTxs", str(len(run.instructions)))
-    _element(header, "CtrlSum", f"{run.control_sum:f}")
-    _element(header, "InitgPty/Nm", run.debtor.initiating_party or run.debtor.name)
-    for currency, instructions in _by_currency(run.instructions).items():
-        block = _element(initiation, "PmtInf")
-        _element(block, "PmtInfId", run.payment_information_id(currency))
-        _element(block, "PmtMtd", "TRF")
-        _element(block, "NbOfTxs", str(len(instructions)))
-        _element(block, "CtrlSum", f"{sum(i.amount.amount for i in instructions):f}")
-        _element(block, "ReqdExctnDt/Dt", run.execution_date.isoformat())
-        _element(block, "Dbtr/Nm", run.debtor.name)
-        _account(block, "DbtrAcct", run.debtor.account)
-        _agent(block, "DbtrAgt", run.debtor.agent)
+class Pain001Builder:
+    """A pain.001.001.09 being built for a run that grows: each :meth:`append` adds only the new
+    transactions and brings the counts and control sums up to date, so rewriting a large open run
+    costs what the new instructions cost plus one serialisation, not a rebuild."""
+
+    def __init__(self, run: CreditTransferRun) -> None:
+        self.run = replace(run, instructions=())
+        self._document = etree.Element(f"{{{_NS}}}Document", nsmap={None: _NS})
+        self._initiation = _element(self._document, "CstmrCdtTrfInitn")
+        header = _element(self._initiation, "GrpHdr")
+        _element(header, "MsgId", run.message_id)
+        _element(header, "CreDtTm", run.created_at.isoformat(timespec="seconds"))
+        self._count = _element(header, "NbOfTxs", "0")
+        self._total = _element(header, "CtrlSum", "0")
+        _element(header, "InitgPty/Nm", run.debtor.initiating_party or run.debtor.name)
+        self._blocks: dict[str, _Block] = {}
+        self.append(run.instructions)
+
+    def _block(self, currency: str) -> _Block:
+        block = self._blocks.get(currency)
+        if block is not None:
+            return block
+        run = self.run
+        element = _element(self._initiation, "PmtInf")
+        _element(element, "PmtInfId", run.payment_information_id(currency))
+        _element(element, "PmtMtd", "TRF")
+        count = _element(element, "NbOfTxs", "0")
+        total = _element(element, "CtrlSum", "0")
+        _element(element, "ReqdExctnDt/Dt", run.execution_date.isoformat())
+        _element(element, "Dbtr/Nm", run.debtor.name)
+        _account(element, "DbtrAcct", run.debtor.account)
+        _agent(element, "DbtrAgt", run.debtor.agent)
         if run.debtor.charge_bearer:
-            _element(block, "ChrgBr", run.debtor.charge_bearer)
-        for instruction in instructions:
-            transaction = _element(block, "CdtTrfTxInf")
+            _element(element, "ChrgBr", run.debtor.charge_bearer)
+        block = self._blocks[currency] = _Block(element, count, total)
+        return block
+
+    def append(self, instructions: Iterable[PaymentInstruction]) -> None:
+        """Add credit transfers (one ``CdtTrfTxInf`` each) to the block of their currency."""
+        added = tuple(instructions)
+        for instruction in added:
+            currency = instruction.amount.currency
+            block = self._block(currency)
+            transaction = _element(block.element, "CdtTrfTxInf")
             _element(transaction, "PmtId/EndToEndId", instruction.idempotency_key)
             _element(transaction, "Amt/InstdAmt", instruction.amount.wire(), Ccy=currency)
             _agent(transaction, "CdtrAgt", instruction.payee.provider)
@@ -200,11 +226,29 @@ def write_pain001(run: CreditTransferRun) -> bytes:
             narrative = instruction.narrative.strip()[:_NARRATIVE_LENGTH].strip()
             if narrative:
                 _element(transaction, "RmtInf/Ustrd", narrative)
-    problems = validate(PAIN001, document)
-    if problems:
-        raise ValueError(f"the pain.001 written is not valid against its XSD: {problems[:3]}")
-    body = etree.tostring(document, xml_declaration=False, encoding="UTF-8", pretty_print=True)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + bytes(body)
+            block.transactions += 1
+            block.amount += instruction.amount.amount
+        for block in self._blocks.values():
+            block.count.text = str(block.transactions)
+            block.total.text = f"{block.amount:f}"
+        self.run = replace(self.run, instructions=self.run.instructions + added)
+        self._count.text = str(len(self.run.instructions))
+        self._total.text = f"{self.run.control_sum:f}"
+
+    def content(self) -> bytes:
+        """The file as it stands, checked against the XSD."""
+        if not self.run.instructions:
+            raise ValueError("a pain.001 file holds at least one instruction")
+        problems = validate(PAIN001, self._document)
+        if problems:
+            raise ValueError(f"the pain.001 written is not valid against its XSD: {problems[:3]}")
+        body = etree.tostring(self._document, xml_declaration=False, encoding="UTF-8", pretty_print=True)
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + bytes(body)
+
+
+def write_pain001(run: CreditTransferRun) -> bytes:
+    """The pain.001.001.09 file of ``run``, checked against its XSD before it is returned."""
+    return Pain001Builder(run).content()
 
 
 def _address(document: Document, transaction: etree._Element) -> FinancialAddress:
