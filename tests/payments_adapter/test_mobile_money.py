@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import standards
 from payments_adapter.contract import (
     ENTRY_POINT_GROUP,
     FinancialAddress,
@@ -86,6 +87,16 @@ class Operator:
         # Faults the next matching request meets: path fragment -> what happens.
         self.faults: dict[str, str] = {}
         self.token_body: dict[str, Any] | None = None
+        # Every body of the default shape, checked against its schema in standards/.
+        self.schema_issues: list[tuple[str, Any]] = []
+        self.schemas_checked: set[str] = set()
+
+    def check(self, schema: str, document: Any) -> None:
+        if self.fields is DEFAULT_FIELDS:
+            self.schemas_checked.add(schema)
+            self.schema_issues.extend(
+                (schema, issue) for issue in standards.validator(schema).issues(document)
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
@@ -135,7 +146,9 @@ class Operator:
             wallet = self.wallets.get(holder.group(1))
             if wallet is None:
                 return 404, {"code": "RESOURCE_NOT_FOUND"}, []
-            return 200, {"given_name": wallet[0], "family_name": wallet[1], "name": " ".join(wallet)}, []
+            holder = {"given_name": wallet[0], "family_name": wallet[1], "name": " ".join(wallet)}
+            self.check("momo-account-holder@1.0.0", holder)
+            return 200, holder, []
         return 404, {"code": "RESOURCE_NOT_FOUND"}, []
 
     def _token(self, headers: dict[str, str], body: bytes) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
@@ -164,6 +177,7 @@ class Operator:
             return 400, {"code": "INVALID_AMOUNT"}
         if _get(document, self.fields["currency"]) not in self.currencies:
             return 400, {"code": "INVALID_CURRENCY"}
+        self.check("momo-transfer@1.0.0", document)
         if reference in self.transfers:
             return 409, {"code": "RESOURCE_ALREADY_EXIST"}
         payee = _get(document, self.fields["payee_id"])
@@ -181,6 +195,7 @@ class Operator:
         record = self.transfers.get(reference)
         if record is None:
             return 404, {"code": "RESOURCE_NOT_FOUND"}, []
+        self.check("momo-transfer-status@1.0.0", record)
         return 200, record, []
 
     def paid(self, key: str) -> int:
@@ -292,6 +307,34 @@ async def test_a_transfer_is_posted_under_the_keys_reference_and_its_status_read
     assert (status.state, status.provider_reference) == (ProviderState.COMPLETED, "FT00000001")
     missing = await provider.status("PRG1-C01-B0404-E1")
     assert missing.state is ProviderState.NOT_FOUND
+    await provider.resolve(FinancialAddress("0700000001", "wallet1"))
+    assert operator.schema_issues == []
+    assert operator.schemas_checked == {
+        "momo-transfer@1.0.0",
+        "momo-transfer-status@1.0.0",
+        "momo-account-holder@1.0.0",
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": 1500.0},
+        {"amount": "1,500"},
+        {"currency": "xof"},
+        {"payee": {"partyId": "07"}},
+        {"extra": 1},
+    ],
+)
+def test_the_transfer_schema_refuses_what_the_adapter_never_sends(change: dict[str, Any]) -> None:
+    body = {
+        "amount": "1500",
+        "currency": "XOF",
+        "externalId": "PRG1-C01-B0001-E1",
+        "payee": {"partyIdType": "MSISDN", "partyId": "0700000001"},
+        **change,
+    }
+    assert standards.validator("momo-transfer@1.0.0").issues(body) != []
 
 
 async def test_a_failed_transfer_reports_the_operators_reason(connect: Connect) -> None:
