@@ -281,12 +281,11 @@ class Iso20022Provider(PaymentProvider):
         async with self._lock:
             self._check_open()
             answers: list[ProviderStatus | ProviderError | None] = []
-            additions: dict[str, tuple[int, PaymentInstruction]] = {}
+            additions: dict[str, PaymentInstruction] = {}
             now = self._clock()
-            for position, instruction in enumerate(instructions):
+            for instruction in instructions:
                 known = self._payments.get(instruction.idempotency_key)
-                added = additions.get(instruction.idempotency_key)
-                earlier = known.instruction if known else (added[1] if added else None)
+                earlier = known.instruction if known else additions.get(instruction.idempotency_key)
                 if earlier is not None:
                     if not _same_payment(earlier, instruction):
                         answers.append(
@@ -304,17 +303,13 @@ class Iso20022Provider(PaymentProvider):
                 if refusal is not None:
                     answers.append(ProviderStatus(ProviderState.REJECTED, refusal[0], None, refusal[1], now))
                     continue
-                additions[instruction.idempotency_key] = (position, instruction)
+                additions[instruction.idempotency_key] = instruction
                 answers.append(None)
-            written = await self._append([instruction for _, instruction in additions.values()])
+            failed = await self._append(list(additions.values()))
             final: list[ProviderStatus | ProviderError] = []
             for instruction, answer in zip(instructions, answers, strict=True):
-                if answer is not None:
-                    final.append(answer)
-                elif isinstance(written, ProviderError):
-                    final.append(written)
-                else:
-                    final.append(self._payments[instruction.idempotency_key].status)
+                key = instruction.idempotency_key
+                final.append(answer or failed.get(key) or self._payments[key].status)
             return final
 
     def _refusal(self, instruction: PaymentInstruction) -> tuple[str, str] | None:
@@ -330,9 +325,10 @@ class Iso20022Provider(PaymentProvider):
             return error.reason_code, str(error)
         return None
 
-    async def _append(self, instructions: list[PaymentInstruction]) -> ProviderError | None:
+    async def _append(self, instructions: list[PaymentInstruction]) -> dict[str, ProviderError]:
         """Write ``instructions`` into open runs (sealing each that fills up); the payments are known
-        only once their file is on disk."""
+        only once their file is on disk. Answers the error of each instruction that was not written
+        (those of an earlier, full run were)."""
         remaining = list(instructions)
         while remaining:
             run = self._open or self._new_run()
@@ -347,33 +343,44 @@ class Iso20022Provider(PaymentProvider):
                 builder.append(chunk)
                 content = builder.content()
             except ValueError as error:
-                return ProviderError("payments.instruction.invalid", f"the run cannot be written: {error}")
+                refused = ProviderError("payments.instruction.invalid", f"the run cannot be written: {error}")
+                return dict.fromkeys((i.idempotency_key for i in chunk + remaining), refused)
             if len(content) > self._max_file_bytes:
-                return ProviderError(
-                    "payments.request.too_large", "the run's file would exceed its size limit"
-                )
+                if run.instructions:
+                    # The open run is as large as a file may be: it goes out, the chunk opens the next.
+                    await self._seal()
+                    remaining = chunk + remaining
+                    continue
+                too_large = ProviderError("payments.request.too_large", "one file cannot hold these payments")
+                return dict.fromkeys((i.idempotency_key for i in chunk + remaining), too_large)
             grown = builder.run
             path = self._run_path(grown, sealed=False)
             try:
                 await asyncio.to_thread(_write_atomically, path, content)
             except OSError as error:
                 if not self._file_holds(path, content):
-                    return ProviderError(
+                    unavailable = ProviderError(
                         "payments.provider.unavailable",
                         f"the run could not be written: {error}",
                         retryable=True,
                     )
+                    return dict.fromkeys((i.idempotency_key for i in chunk + remaining), unavailable)
                 # The rename happened; only the directory's fsync failed. The file may not survive a
                 # power cut, so the answer is unknown until a status query after restart settles it.
                 self._open = grown
                 self._index(grown, chunk)
-                return OutcomeUnknownError(f"the run was written but not made durable: {error}")
+                unknown = OutcomeUnknownError(f"the run was written but not made durable: {error}")
+                unwritten = ProviderError(
+                    "payments.provider.unavailable", f"not written after a failure: {error}", retryable=True
+                )
+                failed: dict[str, ProviderError] = dict.fromkeys((i.idempotency_key for i in chunk), unknown)
+                return failed | dict.fromkeys((i.idempotency_key for i in remaining), unwritten)
             self._open = grown
             self._builder = builder
             self._index(grown, chunk)
             if len(grown.instructions) >= self._max_run:
                 await self._seal()
-        return None
+        return {}
 
     @staticmethod
     def _file_holds(path: Path, content: bytes) -> bool:

@@ -248,6 +248,63 @@ async def test_a_failed_write_leaves_the_run_as_it_was(
     assert (await provider.submit(stipend(2))).state is ProviderState.ACCEPTED
 
 
+async def test_a_write_failing_in_a_later_run_leaves_the_earlier_runs_payments_accepted(
+    open_provider: Open, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = open_provider(max_run_transactions=2)
+    real_replace = os.replace
+    open_run_paths: set[str] = set()
+
+    def fails_for_a_second_run(source: str | Path, target: str | Path) -> None:
+        if str(target).endswith(".open.xml"):
+            open_run_paths.add(str(target))
+            if len(open_run_paths) > 1:
+                raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", fails_for_a_second_run)
+    answers = await provider.submit_many([stipend(1), stipend(2), stipend(3)])
+    monkeypatch.undo()
+    first, second, third = answers
+    assert not isinstance(first, ProviderError)
+    assert not isinstance(second, ProviderError)
+    assert (first.state, second.state) == (ProviderState.ACCEPTED, ProviderState.ACCEPTED)
+    assert isinstance(third, ProviderError)
+    assert (third.reason_code, third.retryable) == ("payments.provider.unavailable", True)
+    (sealed,) = outgoing(tmp_path)
+    assert len(read_pain001(sealed.read_bytes()).instructions) == 2
+    assert (await provider.status("PRG1-C01-B0003-E1")).state is ProviderState.NOT_FOUND
+    assert open_runs(tmp_path) == []
+
+
+async def test_a_run_goes_out_when_its_file_reaches_the_size_limit(
+    open_provider: Open, tmp_path: Path
+) -> None:
+    one = len((await _file_of([stipend(1)], tmp_path / "probe")).read_bytes())
+    provider = open_provider(max_file_bytes=one + 1500)
+    for number in range(1, 8):
+        assert (await provider.submit(stipend(number))).state is ProviderState.ACCEPTED
+    await provider.seal_run()
+    files = outgoing(tmp_path)
+    assert len(files) > 1
+    keys = [i.idempotency_key for path in files for i in read_pain001(path.read_bytes()).instructions]
+    assert sorted(keys) == [f"PRG1-C01-B{n:04d}-E1" for n in range(1, 8)]
+    assert all(path.stat().st_size <= one + 1500 for path in files)
+    tiny = open_provider(directory=tmp_path / "tiny", max_file_bytes=one - 1)
+    with pytest.raises(ProviderError) as refused:
+        await tiny.submit(stipend(1))
+    assert refused.value.reason_code == "payments.request.too_large"
+
+
+async def _file_of(instructions: list[PaymentInstruction], directory: Path) -> Path:
+    provider = Iso20022Provider("probe", directory=directory, debtor=DEBTOR, clock=Clock())
+    await provider.submit_many(instructions)
+    sealed = await provider.seal_run()
+    await provider.aclose()
+    assert sealed is not None
+    return sealed
+
+
 async def test_status_reports_settle_payments_at_each_level_and_survive_a_restart(
     open_provider: Open, tmp_path: Path
 ) -> None:
