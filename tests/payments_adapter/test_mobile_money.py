@@ -146,9 +146,9 @@ class Operator:
             wallet = self.wallets.get(holder.group(1))
             if wallet is None:
                 return 404, {"code": "RESOURCE_NOT_FOUND"}, []
-            holder = {"given_name": wallet[0], "family_name": wallet[1], "name": " ".join(wallet)}
-            self.check("momo-account-holder@1.0.0", holder)
-            return 200, holder, []
+            info = {"given_name": wallet[0], "family_name": wallet[1], "name": " ".join(wallet)}
+            self.check("momo-account-holder@1.0.0", info)
+            return 200, info, []
         return 404, {"code": "RESOURCE_NOT_FOUND"}, []
 
     def _token(self, headers: dict[str, str], body: bytes) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
