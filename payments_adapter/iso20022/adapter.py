@@ -7,8 +7,14 @@ directory that a transfer agent (EBICS, SFTP, the bank's portal) carries both wa
     every pain.001 this adapter ever wrote, the open run as ``<MsgId>.open.xml``; its record, kept.
 ``outgoing/``
     sealed runs, ready for the bank (the transfer agent takes them from here).
+``inbox/``
+    where the transfer agent leaves the bank's pain.002 and camt.054 files (written under a name
+    starting with ``.`` or ending in ``.part`` or ``.tmp``, then renamed); they are ingested when a
+    status is asked (at most once a second) or by :meth:`Iso20022Provider.ingest_inbox`.
 ``received/``
     every pain.002 and camt.054 ingested, in order, so the statuses are rebuilt after a restart.
+``refused/``
+    inbox files that were refused, each with a ``.reason`` file naming the reason code and why.
 
 ``submit``/``submit_many`` append instructions to the open run's pain.001, rewritten atomically (a
 temporary file, fsync, rename) before they answer, so an instruction is either in the file or was
@@ -32,6 +38,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +62,7 @@ from payments_adapter.contract import (
     StatementEntryKind,
 )
 from payments_adapter.iso20022.camt054 import CAMT054, notification
-from payments_adapter.iso20022.documents import DEFAULT_MAX_FILE_BYTES, read_document
+from payments_adapter.iso20022.documents import DEFAULT_MAX_FILE_BYTES, Iso20022FileError, read_document
 from payments_adapter.iso20022.pain001 import (
     CreditTransferRun,
     Debtor,
@@ -69,6 +76,7 @@ from payments_adapter.iso20022.pain002 import PAIN002_VERSIONS, ReportedStatus, 
 __all__ = ["IngestReport", "Iso20022Provider", "create_provider"]
 
 STATEMENT_FORMATS: Final = ("camt.054", CAMT054)
+_INBOX_POLL_NS: Final = 1_000_000_000
 _IBAN_SHAPE: Final = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Za-z0-9]{1,30}$")
 # A later report may settle a payment, or undo a settled one, but never put it back in progress.
 _RANK: Final = {
@@ -168,7 +176,10 @@ class Iso20022Provider(PaymentProvider):
         self._runs_directory = directory / "runs"
         self._outgoing = directory / "outgoing"
         self._received_directory = directory / "received"
-        for folder in (self._runs_directory, self._outgoing, self._received_directory):
+        self._inbox = directory / "inbox"
+        self._refused = directory / "refused"
+        folders = (self._runs_directory, self._outgoing, self._received_directory, self._inbox, self._refused)
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         self._lock_file = (directory / ".lock").open("a")
         try:
@@ -186,6 +197,7 @@ class Iso20022Provider(PaymentProvider):
         self._open: CreditTransferRun | None = None
         self._builder: Pain001Builder | None = None
         self._received: set[str] = set()
+        self._inbox_polled_ns = 0
         self._closed = False
         try:
             self._load()
@@ -412,6 +424,10 @@ class Iso20022Provider(PaymentProvider):
     async def status(self, idempotency_key: str) -> ProviderStatus:
         """What the files say of the payment: ``NOT_FOUND`` if no pain.001 carried it, else the latest
         word of a pain.002 or camt.054, ``ACCEPTED`` until the bank says anything."""
+        now = time.monotonic_ns()
+        if now - self._inbox_polled_ns >= _INBOX_POLL_NS:
+            self._inbox_polled_ns = now
+            await self.ingest_inbox()
         payment = self._payments.get(idempotency_key)
         if payment is None:
             return ProviderStatus(ProviderState.NOT_FOUND, None, None, "no pain.001 carried this key")
@@ -454,6 +470,48 @@ class Iso20022Provider(PaymentProvider):
                 ) from None
             self._received.add(digest)
             return self._apply(incoming)
+
+    async def ingest_inbox(self) -> list[tuple[str, IngestReport | ProviderError]]:
+        """Ingest the files waiting in ``inbox/``, oldest first: each one ingested leaves the inbox (it
+        is kept in ``received/``), each one refused moves to ``refused/`` with its reason; a file that
+        could not be kept for a passing reason stays for the next time."""
+        results: list[tuple[str, IngestReport | ProviderError]] = []
+        waiting = await asyncio.to_thread(self._waiting_in_inbox)
+        for path in waiting:
+            try:
+                if path.stat().st_size > self._max_file_bytes:
+                    raise Iso20022FileError(
+                        "payments.file.too_large", f"the file is larger than {self._max_file_bytes} bytes"
+                    )
+                report = await self.ingest(path.read_bytes())
+            except Iso20022FileError as refused:
+                await asyncio.to_thread(self._refuse, path, refused)
+                results.append((path.name, refused))
+                continue
+            except ProviderError as error:
+                results.append((path.name, error))
+                continue
+            path.unlink()
+            results.append((path.name, report))
+        return results
+
+    def _waiting_in_inbox(self) -> list[Path]:
+        ready = [
+            path
+            for path in self._inbox.iterdir()
+            if path.is_file() and not path.name.startswith(".") and path.suffix not in (".part", ".tmp")
+        ]
+        return sorted(ready, key=lambda path: (path.stat().st_mtime_ns, path.name))
+
+    def _refuse(self, path: Path, refused: Iso20022FileError) -> None:
+        target = self._refused / f"{self._clock_stamp()}-{path.name}"
+        _write_atomically(
+            target.with_name(target.name + ".reason"), f"{refused.reason_code}: {refused}\n".encode()
+        )
+        os.replace(path, target)
+
+    def _clock_stamp(self) -> str:
+        return f"{self._clock():%Y%m%dT%H%M%S}"
 
     @staticmethod
     def _message_name(incoming: StatusReport | tuple[str, tuple[StatementEntry, ...]]) -> str:

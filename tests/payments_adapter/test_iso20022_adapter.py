@@ -446,6 +446,54 @@ async def test_a_refused_file_changes_nothing_and_is_not_kept(
     assert (await provider.status("PRG1-C01-B0001-E1")).state is ProviderState.ACCEPTED
 
 
+def deliver(directory: Path, name: str, content: bytes) -> None:
+    """What a transfer agent does: write under a temporary name, then rename into the inbox."""
+    partial = directory / "inbox" / f"{name}.part"
+    partial.write_bytes(content)
+    partial.rename(directory / "inbox" / name)
+
+
+async def test_files_left_in_the_inbox_are_ingested_when_a_status_is_asked(
+    open_provider: Open, tmp_path: Path
+) -> None:
+    provider = open_provider()
+    await provider.submit_many([stipend(1), stipend(2)])
+    sealed = await provider.seal_run()
+    assert sealed is not None
+    deliver(tmp_path, "sts-0001.xml", pain002_file(sealed.stem, group=("RJCT", "AC06")))
+    (tmp_path / "inbox" / "sts-0002.xml.part").write_bytes(b"<half a file")
+    status = await provider.status("PRG1-C01-B0002-E1")
+    assert (status.state, status.reason_code) == (ProviderState.REJECTED, "payments.account.blocked")
+    assert [path.name for path in (tmp_path / "inbox").iterdir()] == ["sts-0002.xml.part"]
+    assert len(list((tmp_path / "received").iterdir())) == 1
+
+
+async def test_a_refused_inbox_file_moves_aside_with_its_reason(open_provider: Open, tmp_path: Path) -> None:
+    provider = open_provider(max_file_bytes=4096)
+    await provider.submit(stipend(1))
+    deliver(tmp_path, "a-broken.xml", b"<Document>")
+    deliver(tmp_path, "b-huge.xml", b"<a/>" * 2000)
+    deliver(
+        tmp_path,
+        "c-good.xml",
+        camt054_file(camt054_entry("1500", "XOF", "DBIT", [{"key": "PRG1-C01-B0001-E1"}])),
+    )
+    results = dict(await provider.ingest_inbox())
+    assert isinstance(results["a-broken.xml"], ProviderError)
+    assert results["a-broken.xml"].reason_code == "payments.file.malformed"
+    assert isinstance(results["b-huge.xml"], ProviderError)
+    assert results["b-huge.xml"].reason_code == "payments.file.too_large"
+    assert list((tmp_path / "inbox").iterdir()) == []
+    refused = sorted(path.name for path in (tmp_path / "refused").iterdir())
+    assert len(refused) == 4
+    reasons = sorted((tmp_path / "refused").glob("*.reason"))
+    assert [path.read_text().split(":")[0] for path in reasons] == [
+        "payments.file.malformed",
+        "payments.file.too_large",
+    ]
+    assert (await provider.status("PRG1-C01-B0001-E1")).state is ProviderState.COMPLETED
+
+
 async def test_resolve_checks_only_what_a_file_can_carry(open_provider: Open) -> None:
     provider = open_provider(address_schemes=("wallet1", "cobadeffxxx"))
     good = await provider.resolve(FinancialAddress.parse("DE89370400440532013000@cobadeffxxx"))
