@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -351,6 +352,59 @@ def test_camt054_reads_booked_debits_returns_and_reversals_and_skips_the_rest() 
     assert notification.entries[0].narrative == "Youth stipend"
     assert notification.entries[0].booked_at == datetime(2026, 11, 25, tzinfo=UTC)
     assert notification.entries[1].booked_at == datetime(2026, 11, 25, 9, 15, tzinfo=UTC)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["debit", "return", "reversal", "funding"]), st.integers(1, 10**9)),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_the_entries_read_sum_to_what_was_booked_kind_by_kind(bookings: list[tuple[str, int]]) -> None:
+    entries = []
+    expected: dict[StatementEntryKind, Decimal] = {}
+    kinds = {
+        "debit": StatementEntryKind.DEBIT,
+        "return": StatementEntryKind.RETURN,
+        "reversal": StatementEntryKind.REVERSAL,
+    }
+    for number, (kind, cents) in enumerate(bookings):
+        amount = f"{Decimal(cents).scaleb(-2):f}"
+        key = {"key": f"KEY-{number:08d}"}
+        if kind == "debit":
+            entries.append(camt054_entry(amount, "EUR", "DBIT", [key]))
+        elif kind == "return":
+            entries.append(camt054_entry(amount, "EUR", "CRDT", [{**key, "return_reason": "MS03"}]))
+        elif kind == "reversal":
+            entries.append(camt054_entry(amount, "EUR", "CRDT", [key], reversal=True))
+        else:
+            entries.append(camt054_entry(amount, "EUR", "CRDT", [{"key": "NOTPROVIDED"}]))
+        if kind in kinds:
+            expected[kinds[kind]] = expected.get(kinds[kind], Decimal(0)) + Decimal(cents).scaleb(-2)
+    read: dict[StatementEntryKind, Decimal] = {}
+    for entry in read_camt054(camt054_file(*entries)).entries:
+        read[entry.kind] = read.get(entry.kind, Decimal(0)) + entry.amount.amount
+    assert read == expected
+
+
+def test_a_prefixed_or_utf16_status_report_reads_the_same() -> None:
+    plain = read_pain002(pain002_file("DPI20261124A", group=("RJCT", "AM04")))
+    prefixed = (
+        pain002_file("DPI20261124A", group=("RJCT", "AM04"))
+        .replace(b'<Document xmlns="', b'<p:Document xmlns:p="')
+        .replace(b"</Document>", b"</p:Document>")
+    )
+    prefixed = re.sub(rb"<(/?)(?!p:|\?)([A-Za-z])", rb"<\1p:\2", prefixed)
+    utf16 = (
+        pain002_file("DPI20261124A", group=("RJCT", "AM04"))
+        .decode()
+        .replace("UTF-8", "UTF-16")
+        .encode("utf-16")
+    )
+    assert read_pain002(prefixed) == plain
+    assert read_pain002(utf16) == plain
 
 
 def test_an_entry_of_several_transactions_without_their_amounts_is_refused() -> None:
