@@ -479,11 +479,18 @@ class Iso20022Provider(PaymentProvider):
         waiting = await asyncio.to_thread(self._waiting_in_inbox)
         for path in waiting:
             try:
+                if not path.is_file():
+                    continue
                 if path.stat().st_size > self._max_file_bytes:
                     raise Iso20022FileError(
                         "payments.file.too_large", f"the file is larger than {self._max_file_bytes} bytes"
                     )
                 report = await self.ingest(path.read_bytes())
+            except OSError as error:
+                results.append(
+                    (path.name, ProviderError("payments.provider.unavailable", str(error), retryable=True))
+                )
+                continue
             except Iso20022FileError as refused:
                 await asyncio.to_thread(self._refuse, path, refused)
                 results.append((path.name, refused))
@@ -496,12 +503,20 @@ class Iso20022Provider(PaymentProvider):
         return results
 
     def _waiting_in_inbox(self) -> list[Path]:
-        ready = [
-            path
-            for path in self._inbox.iterdir()
-            if path.is_file() and not path.name.startswith(".") and path.suffix not in (".part", ".tmp")
-        ]
-        return sorted(ready, key=lambda path: (path.stat().st_mtime_ns, path.name))
+        ready: list[tuple[int, str, Path]] = []
+        try:
+            entries = list(os.scandir(self._inbox))
+        except OSError:
+            return []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name.endswith((".part", ".tmp")):
+                continue
+            try:
+                if entry.is_file():
+                    ready.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+            except OSError:
+                continue  # gone (or going) while we looked: the next poll sees what remains
+        return [path for _, _, path in sorted(ready)]
 
     def _refuse(self, path: Path, refused: Iso20022FileError) -> None:
         target = self._refused / f"{self._clock_stamp()}-{path.name}"
