@@ -599,14 +599,14 @@ class Iso20022Provider(PaymentProvider):
         for entry in entries:
             key = entry.idempotency_key
             payment = self._payments.get(key) if key is not None else None
-            if payment is None or entry.amount != payment.instruction.amount:
+            if key is None or payment is None or not self._books(entry, payment.instruction):
                 unmatched.append(key or entry.provider_reference or "")
                 continue
             state = _STATEMENT_STATES[entry.kind]
-            current = candidates.get(key) if key is not None else None
+            current = candidates.get(key)
             if current is not None and _RANK[current.state] > _RANK[state]:
                 continue
-            candidates[payment.instruction.idempotency_key] = ProviderStatus(
+            candidates[key] = ProviderStatus(
                 state,
                 entry.reason_code,
                 entry.provider_reference,
@@ -614,6 +614,17 @@ class Iso20022Provider(PaymentProvider):
                 entry.booked_at,
             )
         return candidates, unmatched
+
+    @staticmethod
+    def _books(entry: StatementEntry, instruction: PaymentInstruction) -> bool:
+        """Whether ``entry`` can be a booking of ``instruction``: a debit of exactly the amount, or a
+        return or reversal of at most it (a return may come back short of the banks' fees)."""
+        expected = instruction.amount
+        if entry.amount.currency != expected.currency:
+            return False
+        if entry.kind is StatementEntryKind.DEBIT:
+            return entry.amount == expected
+        return entry.amount.amount <= expected.amount
 
     # -- lifetime -------------------------------------------------------------------------------
 

@@ -405,7 +405,7 @@ async def test_notifications_book_debits_returns_and_reversals(open_provider: Op
             "4500", "XOF", "DBIT", [{"key": f"PRG1-C01-B000{n}-E1", "amount": "1500"} for n in (1, 2, 3)]
         ),
         camt054_entry(
-            "1500", "XOF", "CRDT", [{"key": "PRG1-C01-B0002-E1", "return_reason": "AC04"}], reference="R"
+            "1450", "XOF", "CRDT", [{"key": "PRG1-C01-B0002-E1", "return_reason": "AC04"}], reference="R"
         ),
         camt054_entry("1500", "XOF", "CRDT", [{"key": "PRG1-C01-B0003-E1"}], reversal=True, reference="V"),
         camt054_entry("900", "XOF", "DBIT", [{"key": "PRG1-C01-B0001-E1"}], reference="WRONG-AMOUNT"),
