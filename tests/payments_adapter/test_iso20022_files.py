@@ -500,6 +500,27 @@ def test_a_bad_notification_is_refused_with_a_reason(entry: str, reason: str) ->
     assert refused.value.reason_code == reason
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_damaged_file_is_read_or_refused_with_a_reason_never_anything_else(data: st.DataObject) -> None:
+    original = bytearray(
+        pain002_file(
+            "DPI20261124A",
+            group=("PART", None),
+            blocks=[("DPI20261124A-XOF", None, [("PRG1-C01-B0001-E1", "RJCT", "AC04")])],
+        )
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    reason = "read"
+    try:
+        read_pain002(bytes(original))
+    except Iso20022FileError as refused:
+        reason = refused.reason_code
+    assert reason == "read" or reason.startswith("payments.file.")
+
+
 def test_a_file_is_read_only_as_bytes() -> None:
     with pytest.raises(Iso20022FileError) as refused:
         read_document("<Document/>", accept={"pain.002.001.12"})  # type: ignore[arg-type]

@@ -716,6 +716,61 @@ def test_the_entry_point_builds_the_adapter_and_its_capabilities_are_honest() ->
     asyncio.run(provider.aclose())
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["status", "submit", "resolve"]),
+    st.integers(100, 599),
+    st.one_of(
+        _json.map(lambda value: json.dumps(value).encode()),
+        st.fixed_dictionaries({"status": _json, "reason": _json, "amount": _json}).map(
+            lambda value: json.dumps(value).encode()
+        ),
+        st.binary(max_size=64),
+    ),
+)
+def test_whatever_the_operator_answers_each_call_gets_an_answer_or_a_reason(
+    operation: str, status_code: int, body: bytes
+) -> None:
+    def operator(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token/"):
+            return httpx.Response(200, json={"access_token": "abc", "expires_in": 3600})
+        return httpx.Response(status_code, content=body)
+
+    async def ask() -> None:
+        provider = MobileMoneyProvider(
+            "wallet1", MobileMoneySettings.from_config(config()), transport=httpx.MockTransport(operator)
+        )
+        try:
+            if operation == "status":
+                status = await provider.status("PRG1-C01-B0001-E1")
+                assert status.state in set(ProviderState)
+            elif operation == "submit":
+                status = await provider.submit(pay(1))
+                assert status.state in {
+                    ProviderState.ACCEPTED,
+                    ProviderState.REJECTED,
+                    ProviderState.COMPLETED,
+                }
+            else:
+                resolution = await provider.resolve(FinancialAddress("0700000001", "wallet1"))
+                assert resolution.resolved or resolution.reason_code is not None
+            reason = "answered"
+        except ProviderError as error:
+            reason = error.reason_code
+        finally:
+            await provider.aclose()
+        assert reason == "answered" or reason.startswith("payments.")
+
+    asyncio.run(ask())
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=8, max_size=35))
 def test_a_key_always_has_the_same_uuid_reference(key: str) -> None:
