@@ -107,7 +107,9 @@ class HttpReceiptKeys:
         try:
             response = await self._client.get(self._url, headers={"Accept": "application/json"})
             if response.status_code != 200 or len(response.content) > _MAX_JWKS_BYTES:
-                raise ConsentRefused("payments.mapper.consent.unverifiable", "the consent keys are unavailable")
+                raise ConsentRefused(
+                    "payments.mapper.consent.unverifiable", "the consent keys are unavailable"
+                )
             document = response.json()
         except (httpx.HTTPError, ValueError):
             raise ConsentRefused(

@@ -124,9 +124,7 @@ def _address(text: Any) -> FinancialAddress:
     try:
         return FinancialAddress.parse(text)
     except ValueError:
-        raise _Refused(
-            "payments.mapper.address.invalid", "a financial address is account@provider"
-        ) from None
+        raise _Refused("payments.mapper.address.invalid", "a financial address is account@provider") from None
 
 
 def _content_hash(action: str, item: Mapping[str, Any]) -> str:
@@ -268,9 +266,12 @@ class MapperService:
             async with self._sessions.begin() as session:
                 effective_at = await self._effective_at(session, now)
                 if action == "unlink":
-                    answer = await self._close(session, item, address, beneficiary_id, actor, now, effective_at)
+                    answer = await self._close(
+                        session, item, address, beneficiary_id, actor, now, effective_at
+                    )
                 else:
-                    assert consent is not None and isinstance(beneficiary_id, str)
+                    assert consent is not None
+                    assert isinstance(beneficiary_id, str)
                     answer = await self._open(
                         session, action, item, address, beneficiary_id, consent, actor, now, effective_at
                     )
@@ -377,7 +378,16 @@ class MapperService:
         )
         session.add(
             self._event(
-                action, beneficiary_id, fa, previous_fa, shared, actor, item, now, effective_at, consent.receipt_id
+                action,
+                beneficiary_id,
+                fa,
+                previous_fa,
+                shared,
+                actor,
+                item,
+                now,
+                effective_at,
+                consent.receipt_id,
             )
         )
         return self._succeeded(item, fa, now, effective_at, shared=shared)
@@ -458,11 +468,14 @@ class MapperService:
         }
         if effective_at > now:
             answer["status_reason_message"] = (
-                f"recorded; a payment cycle's freeze is on, so the change counts from {wire_time(effective_at)}"
+                "recorded; a payment cycle's freeze is on, so the change counts from "
+                f"{wire_time(effective_at)}"
             )
         return answer
 
-    async def _record_conflict(self, taken: _AddressTaken, actor: Actor, reference_id: str, now: datetime) -> None:
+    async def _record_conflict(
+        self, taken: _AddressTaken, actor: Actor, reference_id: str, now: datetime
+    ) -> None:
         async with self._sessions.begin() as session:
             session.add(
                 ConflictRow(
@@ -488,15 +501,21 @@ class MapperService:
                     if "fa" not in item:
                         raise _Refused("payments.mapper.resolve.incomplete", f"{resolve_type} needs fa")
                     fa = str(_address(item["fa"]))
-                    links = list(await session.scalars(select(LinkRow).where(LinkRow.fa == fa, _open_at(now))))
+                    links = list(
+                        await session.scalars(select(LinkRow).where(LinkRow.fa == fa, _open_at(now)))
+                    )
                     if not links:
                         raise _Refused("payments.mapper.address.not_linked")
                 else:
                     if "beneficiary_id" not in item:
-                        raise _Refused("payments.mapper.resolve.incomplete", f"{resolve_type} needs beneficiary_id")
+                        raise _Refused(
+                            "payments.mapper.resolve.incomplete", f"{resolve_type} needs beneficiary_id"
+                        )
                     links = list(
                         await session.scalars(
-                            select(LinkRow).where(LinkRow.beneficiary_id == item["beneficiary_id"], _open_at(now))
+                            select(LinkRow).where(
+                                LinkRow.beneficiary_id == item["beneficiary_id"], _open_at(now)
+                            )
                         )
                     )
                     if not links:
@@ -582,12 +601,16 @@ class MapperService:
                 )
                 session.add(row)
         except IntegrityError:
-            raise DpiError("payments.mapper.freeze.conflict", "this cycle's freeze was registered meanwhile") from None
+            raise DpiError(
+                "payments.mapper.freeze.conflict", "this cycle's freeze was registered meanwhile"
+            ) from None
         return _freeze_document(row), True
 
     async def freezes(self) -> list[dict[str, Any]]:
         async with self._sessions() as session:
-            rows = await session.scalars(select(FreezeRow).order_by(FreezeRow.cut_off.desc()).limit(_MAX_LISTED))
+            rows = await session.scalars(
+                select(FreezeRow).order_by(FreezeRow.cut_off.desc()).limit(_MAX_LISTED)
+            )
             return [_freeze_document(row) for row in rows]
 
     async def allow_shared(self, document: Mapping[str, Any], actor: str) -> dict[str, Any]:
@@ -598,7 +621,9 @@ class MapperService:
             async with self._sessions.begin() as session:
                 known = await session.get(SharedAddressRow, fa)
                 if known is None:
-                    known = SharedAddressRow(fa=fa, reason=document["reason"], allowed_by=actor, allowed_at=now)
+                    known = SharedAddressRow(
+                        fa=fa, reason=document["reason"], allowed_by=actor, allowed_at=now
+                    )
                     session.add(known)
                 return _shared_document(known)
         except IntegrityError:
