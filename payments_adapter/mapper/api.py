@@ -74,10 +74,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _envelope(raw: bytes, action: str) -> tuple[dict[str, Any], dict[int, str]]:
-    """``raw`` as the envelope of ``action``: the document and the schema problems of each item."""
+async def _envelope(request: Request[Any, Any, Any], action: str) -> tuple[dict[str, Any], dict[int, str]]:
+    """The body as the envelope of ``action``: the document and the schema problems of each item."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise DpiError("request.unsupported_media_type")
     try:
-        document = json.loads(raw, parse_constant=_refuse_constant)
+        document = json.loads(await request.body(), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise DpiError("request.malformed_json") from None
     if not isinstance(document, dict) or deeper_than(document, MAX_JSON_DEPTH):
@@ -148,7 +151,7 @@ def routes(
         action: str,
         work: Callable[[Mapping[str, Any], Actor], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        document, problems = _envelope(await request.body(), action)
+        document, problems = await _envelope(request, action)
         principal = await authenticate(request, SCOPE_OPERATOR, SCOPE_SELF)
         channel = Channel.ASSISTED if SCOPE_OPERATOR in principal.scopes else Channel.SELF
         actor = Actor(principal.subject, channel, caller=principal.member or principal.subject)
@@ -183,7 +186,7 @@ def routes(
 
     @post("/mapper/resolve", status_code=200, opt=contract("resolve"))
     async def resolve(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        document, problems = _envelope(await request.body(), "resolve")
+        document, problems = await _envelope(request, "resolve")
         await authenticate(request, SCOPE_RESOLVE)
         items: list[dict[str, Any]] = []
         for index, item in enumerate(document["message"]["resolve_request"]):

@@ -509,31 +509,49 @@ async def test_a_change_in_a_freeze_window_counts_only_after_the_cycle(mapper: M
     assert [window["cycle_id"] for window in listed.json()["items"]] == ["stipend-2026-03"]
 
 
-@pytest.mark.parametrize(
-    ("body", "headers", "status", "reason"),
-    [
-        (b"{not json", "person", 400, "request.malformed_json"),
-        (b"[]", "person", 422, "request.invalid"),
-        (b'{"header": {}, "message": {}}', "person", 422, "request.invalid"),
-        ("wrong-action", "person", 400, "payments.mapper.action.invalid"),
-        ("valid", None, 401, "auth.token_missing"),
-        ("valid", "agency", 403, "auth.scope_missing"),
-    ],
-)
-async def test_envelopes_that_cannot_be_processed_are_refused_whole(
-    mapper: Mapper, body: Any, headers: str | None, status: int, reason: str
-) -> None:
-    envelope = {
-        "header": {"message_id": "m-1", "message_ts": "2026-03-02T09:00:00Z", "action": "link"},
-        "message": {"transaction_id": "t-1", "link_request": [mapper.item(AMINA, "0700123456@wallet1")]},
-    }
-    if body == "wrong-action":
-        envelope["header"]["action"] = "unlink"
-    if isinstance(body, str):
-        body = httpx.Request("POST", "/", json=envelope).content
-    token = {"person": mapper.person(AMINA), "agency": mapper.agency(), None: {}}[headers]
-    response = await mapper.client.post(
-        "/payments/mapper/link", content=body, headers={**token, "Content-Type": "application/json"}
-    )
-    assert (response.status_code, response.json()["reason_code"]) == (status, reason)
+# Each row: the body (bytes, or a valid envelope possibly with a wrong action), whose token, the answer.
+_REFUSED_ENVELOPES: list[tuple[bytes | str, str | None, int, str]] = [
+    (b"{not json", "person", 400, "request.malformed_json"),
+    (b"[]", "person", 422, "request.invalid"),
+    (b'{"header": {}, "message": {}}', "person", 422, "request.invalid"),
+    (
+        b'{"header": {"message_id": "m", "message_ts": "2026-03-02T09:00:00Z", "action": "link"}, '
+        b'"message": {"transaction_id": "t", "link_request": []}}',
+        "person",
+        422,
+        "request.invalid",
+    ),
+    (
+        b'{"header": {"message_id": "m", "message_ts": "2026-03-02T09:00:00Z", "action": "link"}, '
+        b'"message": {"transaction_id": "t", "link_request": [{}], "extra": 1}}',
+        "person",
+        422,
+        "request.invalid",
+    ),
+    (b'{"a":' * 70 + b"1" + b"}" * 70, "person", 422, "request.invalid"),
+    (b"NaN", "person", 400, "request.malformed_json"),
+    ("wrong-action", "person", 400, "payments.mapper.action.invalid"),
+    ("valid", None, 401, "auth.token_missing"),
+    ("valid", "agency", 403, "auth.scope_missing"),
+]
+
+
+async def test_envelopes_that_cannot_be_processed_are_refused_whole(mapper: Mapper) -> None:
+    for body, holder, status, reason in _REFUSED_ENVELOPES:
+        envelope: dict[str, Any] = {
+            "header": {"message_id": "m-1", "message_ts": "2026-03-02T09:00:00Z", "action": "link"},
+            "message": {"transaction_id": "t-1", "link_request": [mapper.item(AMINA, "0700123456@wallet1")]},
+        }
+        if body == "wrong-action":
+            envelope["header"]["action"] = "unlink"
+        content = httpx.Request("POST", "/", json=envelope).content if isinstance(body, str) else body
+        token = {"person": mapper.person(AMINA), "agency": mapper.agency(), None: {}}[holder]
+        response = await mapper.client.post(
+            "/payments/mapper/link", content=content, headers={**token, "Content-Type": "application/json"}
+        )
+        assert (response.status_code, response.json()["reason_code"]) == (status, reason), body
     assert (await mapper.service.history(AMINA)) == []
+    text = await mapper.client.post(
+        "/payments/mapper/resolve", content=b"x", headers={**mapper.agency(), "Content-Type": "text/plain"}
+    )
+    assert (text.status_code, text.json()["reason_code"]) == (415, "request.unsupported_media_type")

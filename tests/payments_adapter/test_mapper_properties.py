@@ -45,7 +45,7 @@ _step = st.one_of(
 
 
 @hypothesis_settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(_step, min_size=1, max_size=20))
 def test_addresses_stay_unique_and_the_cut_off_view_never_moves(database_url: str, steps: list[Any]) -> None:
