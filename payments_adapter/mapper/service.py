@@ -72,6 +72,7 @@ RESOLVE_TYPES: Final = (
 _LOOKUP_CHUNK: Final = 500
 _MAX_FREEZE_CHAIN: Final = 100
 _MAX_LISTED: Final = 1000
+_ATTEMPTS: Final = 3
 # Answers that depend on something passing (the consent keys unreachable, a concurrent change) are not
 # kept: the same request may succeed when sent again.
 _TRANSIENT: Final = frozenset({"payments.mapper.consent.unverifiable", "payments.mapper.request.concurrent"})
@@ -190,6 +191,16 @@ class MapperService:
         return answer
 
     async def _change(self, action: str, item: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        # A concurrent change that won is seen on the next attempt: its answer is replayed (the same
+        # request) or the item is judged again against what it wrote (the address now taken, say).
+        answer: dict[str, Any] = {}
+        for _ in range(_ATTEMPTS):
+            answer = await self._attempt(action, item, actor)
+            if answer.get("status_reason_code") != "payments.mapper.request.concurrent":
+                break
+        return answer
+
+    async def _attempt(self, action: str, item: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         now = self._clock()
         reference_id = str(item["reference_id"])
         content_hash = _content_hash(action, item)
