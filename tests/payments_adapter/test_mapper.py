@@ -21,6 +21,7 @@ from dpi import db
 from dpi.app import create_app, migrate
 from dpi.blocks import Block
 from dpi.keys import SigningKey
+from dpi.openapi import undocumented_bodies
 from dpi.settings import Settings
 from dpi.signing import verify_detached
 from payments_adapter.contract import FinancialAddress
@@ -252,6 +253,32 @@ async def test_an_operator_links_for_a_person_present_and_is_recorded(mapper: Ma
     )
     (event,) = history.json()["items"]
     assert (event["actor"], event["channel"], event["operator_id"]) == (OPERATOR, "assisted", OPERATOR)
+
+
+async def test_every_mapper_body_is_documented_by_a_published_schema(mapper: Mapper) -> None:
+    document = (await mapper.client.get("/openapi.json")).json()
+    assert undocumented_bodies(document) == []
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if path.startswith("/payments")
+    }
+    assert operations == {
+        "POST /payments/mapper/link",
+        "POST /payments/mapper/update",
+        "POST /payments/mapper/unlink",
+        "POST /payments/mapper/resolve",
+        "POST /payments/mapper/v1/freezes",
+        "GET /payments/mapper/v1/freezes",
+        "POST /payments/mapper/v1/shared-addresses",
+        "GET /payments/mapper/v1/conflicts",
+        "GET /payments/mapper/v1/beneficiaries/{beneficiary_id}/history",
+    }
+    link = document["paths"]["/payments/mapper/link"]["post"]
+    assert link["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/g2p-mapper-link-request-1.0.0"
+    }
 
 
 # Each row: what is wrong with the item, how to build it, the reason code it must get.
