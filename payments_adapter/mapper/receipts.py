@@ -93,16 +93,17 @@ class HttpReceiptKeys:
     the answer is size-limited."""
 
     def __init__(
-        self, url: str, *, client: httpx.AsyncClient | None = None, max_age_seconds: float = 300.0
+        self, url: str, *, client: httpx.AsyncClient | None = None, max_age_seconds: int = 300
     ) -> None:
         self._url = url
-        self._client = client or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
-        self._max_age = max_age_seconds
-        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._client = client or httpx.AsyncClient(timeout=10, follow_redirects=False)
+        self._max_age_ns = max_age_seconds * 1_000_000_000
+        # Integer nanoseconds: this block holds no floats.
+        self._cached: tuple[int, dict[str, Any]] | None = None
 
     async def jwks(self) -> Mapping[str, Any]:
-        now = time.monotonic()
-        if self._cached is not None and now - self._cached[0] < self._max_age:
+        now = time.monotonic_ns()
+        if self._cached is not None and now - self._cached[0] < self._max_age_ns:
             return self._cached[1]
         try:
             response = await self._client.get(self._url, headers={"Accept": "application/json"})
