@@ -40,9 +40,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import standards
+from dpi.blocks import BlockContext
 from dpi.errors import DpiError
 from dpi.signing import canonical_json
-from payments_adapter.contract import FinancialAddress
+from payments_adapter.contract import BeneficiaryAccounts, FinancialAddress
 from payments_adapter.mapper.models import (
     ConflictRow,
     FreezeRow,
@@ -51,13 +52,19 @@ from payments_adapter.mapper.models import (
     MapperRequestRow,
     SharedAddressRow,
 )
-from payments_adapter.mapper.receipts import ConsentRefused, ReceiptKeys, check_receipt
+from payments_adapter.mapper.receipts import (
+    ConsentRefused,
+    KeyStoreReceiptKeys,
+    ReceiptKeys,
+    check_receipt,
+)
 
 __all__ = [
     "RESOLVE_TYPES",
     "Actor",
     "Channel",
     "MapperService",
+    "beneficiary_accounts",
     "wire_time",
 ]
 
@@ -693,6 +700,11 @@ class MapperService:
                         event[name] = value
                 events.append(event)
             return events
+
+
+def beneficiary_accounts(context: BlockContext) -> BeneficiaryAccounts:
+    """The mapper of a mounted app as the disbursement engine sees it (in the same process)."""
+    return MapperService(context.sessions, KeyStoreReceiptKeys(context.keys))
 
 
 class _AddressTaken(Exception):
