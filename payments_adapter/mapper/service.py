@@ -279,7 +279,8 @@ class MapperService:
         address = _address(item["fa"])
         consent = None
         if action in ("link", "update"):
-            assert isinstance(beneficiary_id, str)
+            if not isinstance(beneficiary_id, str):
+                raise _Refused("payments.mapper.item.invalid", f"a {action} names the beneficiary_id")
             try:
                 jwks = await self._receipt_keys.jwks()
                 consent = check_receipt(
