@@ -38,14 +38,16 @@ from dpi.contract import Contract, Parameter
 from dpi.errors import MAX_JSON_DEPTH, DpiError, ErrorDetail, deeper_than, read_json
 from dpi.signing import sign_detached
 from dpi.tokens import JwtTokenVerifier, Principal, TokenVerifier, bearer_token, require_scope
-from payments_adapter.mapper.receipts import KeyStoreReceiptKeys, ReceiptKeys
-from payments_adapter.mapper.service import Actor, Channel, MapperService, wire_time
+from payments_adapter.mapper.receipts import PAYMENT_PURPOSE, KeyStoreReceiptKeys, ReceiptKeys
+from payments_adapter.mapper.service import RESOLVE_TYPES, Actor, Channel, MapperService, wire_time
 
 __all__ = [
+    "G2P_MAPPER_VERSION",
     "SCOPE_ADMIN",
     "SCOPE_OPERATOR",
     "SCOPE_RESOLVE",
     "SCOPE_SELF",
+    "capabilities",
     "routes",
 ]
 
@@ -57,6 +59,8 @@ G2P_MAPPER_VERSION: Final = "0.1.0"
 _TAGS: Final = ("payments-mapper",)
 _AUTHENTICATED: Final = (400, 401, 403, 405, 413, 415, 422, 500)
 _MAX_DETAILS: Final = 20
+# The envelope schemas' maxItems.
+_MAX_ITEMS: Final = 1000
 _BENEFICIARY_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 _BENEFICIARY = Parameter(
     "beneficiary_id",
@@ -101,6 +105,20 @@ async def _envelope(request: Request[Any, Any, Any], action: str) -> tuple[dict[
     if document["header"]["action"] != action:
         raise DpiError("payments.mapper.action.invalid", f"this endpoint takes action {action!r}")
     return document, {index: "; ".join(found[:3]) for index, found in problems.items()}
+
+
+def capabilities() -> dict[str, Any]:
+    """The mapper's part of the payments block's ``/.well-known/dpi-capabilities`` entry."""
+    return {
+        "mapper": {
+            "g2p_connect_version": G2P_MAPPER_VERSION,
+            "endpoints": [f"/payments/mapper/{action}" for action in ("link", "update", "unlink", "resolve")],
+            "resolve_types": list(RESOLVE_TYPES),
+            "answers": "synchronous, in the on-* callback shape, signed with the block key",
+            "consent_purpose": PAYMENT_PURPOSE,
+            "max_items": _MAX_ITEMS,
+        }
+    }
 
 
 def routes(

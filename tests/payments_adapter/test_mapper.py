@@ -30,6 +30,7 @@ from payments_adapter.mapper.api import (
     SCOPE_OPERATOR,
     SCOPE_RESOLVE,
     SCOPE_SELF,
+    capabilities,
     routes,
 )
 from payments_adapter.mapper.receipts import StaticReceiptKeys
@@ -192,6 +193,7 @@ async def mapper(settings: Settings) -> AsyncIterator[Mapper]:
             context, verifier=issuer.verifier(), receipt_keys=StaticReceiptKeys(consent.jwks), clock=clock
         ),
         migrations=MIGRATIONS,
+        capabilities=lambda _settings: capabilities(),
     )
     await migrate(settings, [block])
     app = create_app(settings, blocks=[block])
@@ -275,6 +277,9 @@ async def test_every_mapper_body_is_documented_by_a_published_schema(mapper: Map
         "GET /payments/mapper/v1/conflicts",
         "GET /payments/mapper/v1/beneficiaries/{beneficiary_id}/history",
     }
+    declared = (await mapper.client.get("/.well-known/dpi-capabilities")).json()
+    (payments,) = [block for block in declared["blocks"] if block["name"] == "payments"]
+    assert payments["mapper"]["resolve_types"][0] == "FA_TO_ACCOUNT_PROVIDER_INFO"
     link = document["paths"]["/payments/mapper/link"]["post"]
     assert link["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/g2p-mapper-link-request-1.0.0"
