@@ -23,6 +23,7 @@ from typing import Any, Final
 from litestar import Request, Response, Router, put
 
 import standards
+from dpi.contract import Body, Contract
 from payments_adapter.mojaloop import signature, wire
 from payments_adapter.mojaloop.adapter import Callback, MojaloopProvider
 
@@ -98,56 +99,69 @@ async def _receive(
     return _answer(kind, 200)
 
 
+def _options(body: str, summary: str) -> dict[str, Any]:
+    schema = "fspiop-error@1.1.0" if body == "error" else f"fspiop-{body}-put@1.1.0"
+    media_type = wire.content_type("transfers" if body == "error" else body)
+    error = Body("fspiop-error@1.1.0", media_type)
+    contract = Contract(
+        f"FSPIOP 1.1 {summary}, sent by the hub",
+        {200: None, 400: error, 403: error, 404: error, 406: error},
+        request=Body(schema, media_type),
+        tags=("payments",),
+        errors=(413, 500),
+    )
+    return {"request_max_body_size": MAX_CALLBACK_BYTES, "status_code": 200, "opt": contract.as_opt()}
+
+
 def routes(provider: MojaloopProvider) -> Router:
     """The callback routes of ``provider``, under ``/fspiop/<provider name>``."""
     if not _PROVIDER_NAME.match(provider.name):
         raise ValueError(f"provider name {provider.name!r} cannot be a path segment")
-    limit = MAX_CALLBACK_BYTES
 
-    def party_resource(id_type: str, identifier: str) -> str | None:
+    def party_resource(request: Request[Any, Any, Any]) -> str | None:
         try:
-            return f"parties/{id_type}/{wire.path_segment(identifier)}"
+            identifier = wire.path_segment(request.path_params["identifier"])
         except ValueError:
             return None
+        return f"parties/{request.path_params['id_type']}/{identifier}"
 
-    async def party(
-        request: Request[Any, Any, Any], id_type: str, identifier: str, error: bool
-    ) -> Response[bytes]:
-        resource = party_resource(id_type, identifier)
+    async def party(request: Request[Any, Any, Any], *, error: bool) -> Response[bytes]:
+        resource = party_resource(request)
         if resource is None:
             return _answer("parties", 404, "3204", "no parties request of this participant has this ID")
-        suffix = "/error" if error else ""
-        return await _receive(provider, request, resource, f"/{resource}{suffix}", error=error)
-
-    @put("/parties/{id_type:str}/{identifier:str}", request_max_body_size=limit, status_code=200)
-    async def put_party(request: Request[Any, Any, Any], id_type: str, identifier: str) -> Response[bytes]:
-        return await party(request, id_type, identifier, False)
-
-    @put("/parties/{id_type:str}/{identifier:str}/error", request_max_body_size=limit, status_code=200)
-    async def put_party_error(
-        request: Request[Any, Any, Any], id_type: str, identifier: str
-    ) -> Response[bytes]:
-        return await party(request, id_type, identifier, True)
-
-    @put("/quotes/{quote_id:str}", request_max_body_size=limit, status_code=200)
-    async def put_quote(request: Request[Any, Any, Any], quote_id: str) -> Response[bytes]:
-        return await _receive(provider, request, f"quotes/{quote_id}", f"/quotes/{quote_id}", error=False)
-
-    @put("/quotes/{quote_id:str}/error", request_max_body_size=limit, status_code=200)
-    async def put_quote_error(request: Request[Any, Any, Any], quote_id: str) -> Response[bytes]:
         return await _receive(
-            provider, request, f"quotes/{quote_id}", f"/quotes/{quote_id}/error", error=True
+            provider, request, resource, f"/{resource}{'/error' if error else ''}", error=error
         )
 
-    @put("/transfers/{transfer_id:str}", request_max_body_size=limit, status_code=200)
-    async def put_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
-        resource = f"transfers/{transfer_id}"
-        return await _receive(provider, request, resource, f"/{resource}", error=False)
+    async def by_id(request: Request[Any, Any, Any], kind: str, *, error: bool) -> Response[bytes]:
+        resource = f"{kind}/{request.path_params['id']}"
+        return await _receive(
+            provider, request, resource, f"/{resource}{'/error' if error else ''}", error=error
+        )
 
-    @put("/transfers/{transfer_id:str}/error", request_max_body_size=limit, status_code=200)
-    async def put_transfer_error(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
-        resource = f"transfers/{transfer_id}"
-        return await _receive(provider, request, resource, f"/{resource}/error", error=True)
+    @put("/parties/{id_type:str}/{identifier:str}", **_options("parties", "Party lookup callback"))
+    async def put_party(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await party(request, error=False)
+
+    @put("/parties/{id_type:str}/{identifier:str}/error", **_options("error", "Party lookup error callback"))
+    async def put_party_error(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await party(request, error=True)
+
+    @put("/quotes/{id:str}", **_options("quotes", "Quote callback"))
+    async def put_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await by_id(request, "quotes", error=False)
+
+    @put("/quotes/{id:str}/error", **_options("error", "Quote error callback"))
+    async def put_quote_error(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await by_id(request, "quotes", error=True)
+
+    @put("/transfers/{id:str}", **_options("transfers", "Transfer callback"))
+    async def put_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await by_id(request, "transfers", error=False)
+
+    @put("/transfers/{id:str}/error", **_options("error", "Transfer error callback"))
+    async def put_transfer_error(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await by_id(request, "transfers", error=True)
 
     return Router(
         path=f"/fspiop/{provider.name}",

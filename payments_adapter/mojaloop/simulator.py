@@ -98,11 +98,12 @@ class SimulatedTransfer:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A callback the simulator sent and the participant's answer (its HTTP status, 0 when unreachable)."""
+    """A callback the simulator sent, and the participant's answer (HTTP status, 0 when unreachable)."""
 
     path: str
     source: str
     status: int
+    body: Mapping[str, Any]
 
 
 @dataclass
@@ -141,6 +142,7 @@ class FspiopSimulator:
         self.quotes: dict[str, _Quote] = {}
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.Task[None]] = set()
         self._client = httpx.AsyncClient(transport=self.callback_transport, timeout=5, follow_redirects=False)
         self.app = self._build_app()
 
@@ -155,22 +157,24 @@ class FspiopSimulator:
         ]
 
     async def settle(self) -> None:
-        """Wait until every callback the simulator has scheduled was sent."""
+        """Wait until every callback the simulator has scheduled was sent (expiry timers aside)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
+        pending = [*self._tasks, *self._timers]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         await self._client.aclose()
 
     # -- the hub's side of the exchange --------------------------------------------------------------
 
-    def _later(self, work: Any) -> None:
+    def _later(self, work: Any, *, timer: bool = False) -> None:
+        tasks = self._timers if timer else self._tasks
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _callback(self, payer: str, path: str, body: Mapping[str, Any], source: str) -> None:
         resource = path.split("/", 2)[1]
@@ -193,7 +197,7 @@ class FspiopSimulator:
             status = response.status_code
         except httpx.HTTPError:
             status = 0
-        self.deliveries.append(Delivery(path, source, status))
+        self.deliveries.append(Delivery(path, source, status, body))
 
     def _error(self, payer: str, path: str, code: str, description: str, source: str | None = None) -> None:
         self._later(
@@ -256,15 +260,16 @@ class FspiopSimulator:
         simulator = self
 
         @get("/parties/{id_type:str}/{identifier:str}", status_code=202)
-        async def get_party(
-            request: Request[Any, Any, Any], id_type: str, identifier: str
-        ) -> Response[bytes]:
+        async def get_party(request: Request[Any, Any, Any]) -> Response[bytes]:
+            id_type, identifier = request.path_params["id_type"], request.path_params["identifier"]
             checked = simulator._check(request, "parties", has_body=False)
             if isinstance(checked, Response):
                 return checked
             path = f"/parties/{id_type}/{identifier}"
             party = simulator._parties.get((id_type, identifier))
-            if party is None:
+            destination = request.headers.get("fspiop-destination")
+            # With a destination the hub asks that FSP only; without, it finds the party's FSP itself.
+            if party is None or destination not in (None, party.fsp_id):
                 simulator._error(checked, path, "3204", "Party not found")
             else:
                 simulator._later(simulator._callback(checked, path, _party_body(party), party.fsp_id))
@@ -282,7 +287,8 @@ class FspiopSimulator:
             return _accepted("quotes")
 
         @get("/quotes/{quote_id:str}", status_code=202)
-        async def get_quote(request: Request[Any, Any, Any], quote_id: str) -> Response[bytes]:
+        async def get_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
+            quote_id = request.path_params["quote_id"]
             checked = simulator._check(request, "quotes", has_body=False)
             if isinstance(checked, Response):
                 return checked
@@ -305,7 +311,8 @@ class FspiopSimulator:
             return _accepted("transfers")
 
         @get("/transfers/{transfer_id:str}", status_code=202)
-        async def get_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+        async def get_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
+            transfer_id = request.path_params["transfer_id"]
             checked = simulator._check(request, "transfers", has_body=False)
             if isinstance(checked, Response):
                 return checked
@@ -423,7 +430,7 @@ class FspiopSimulator:
             if position > cap:
                 self._abort(transfer, "4001", "Payer FSP insufficient liquidity", self.hub_id)
                 return
-        self._later(self._expire(transfer))
+        self._later(self._expire(transfer), timer=True)
         behaviour = party.behaviour
         if behaviour is PartyBehaviour.REJECT_TRANSFER:
             self._abort(transfer, "5104", "Payee rejected transaction", party.fsp_id)
