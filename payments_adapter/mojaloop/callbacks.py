@@ -115,7 +115,7 @@ def _options(body: str, summary: str) -> dict[str, Any]:
 
 def routes(provider: MojaloopProvider) -> Router:
     """The callback routes of ``provider``, under ``/fspiop/<provider name>``."""
-    if not _PROVIDER_NAME.match(provider.name):
+    if not _PROVIDER_NAME.fullmatch(provider.name):
         raise ValueError(f"provider name {provider.name!r} cannot be a path segment")
 
     def party_resource(request: Request[Any, Any, Any]) -> str | None:

@@ -130,7 +130,7 @@ def fspiop_error(code: str) -> FspiopErrorCode:
 
     A code outside the five categories, or not four digits, is an invalid response.
     """
-    if not isinstance(code, str) or not _CODE_PATTERN.match(code):
+    if not isinstance(code, str) or not _CODE_PATTERN.fullmatch(code):
         return _INVALID
     known = FSPIOP_ERROR_CODES.get(code)
     if known is not None:

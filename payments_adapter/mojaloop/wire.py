@@ -84,7 +84,7 @@ def accept(resource: str) -> str:
 def parse_media_type(value: str) -> MediaType | None:
     """One media range of an ``Accept`` or a ``Content-Type``; None when it is not an FSPIOP one."""
     kind, _, parameters = value.partition(";")
-    match = _MEDIA_TYPE.match(kind.strip())
+    match = _MEDIA_TYPE.fullmatch(kind.strip())
     if match is None:
         return None
     major = minor = None
@@ -92,7 +92,7 @@ def parse_media_type(value: str) -> MediaType | None:
         name, _, text = parameter.partition("=")
         if name.strip().lower() != "version":
             continue
-        version = _VERSION.match(text.strip())
+        version = _VERSION.fullmatch(text.strip())
         if version is None:
             return None
         major = int(version.group(1))
@@ -129,12 +129,12 @@ def http_date(moment: datetime | None = None) -> str:
 
 def is_fsp_id(value: str) -> bool:
     """Whether ``value`` can be an FSP identifier in a header (no CR, LF or other control character)."""
-    return isinstance(value, str) and bool(_FSP_ID.match(value))
+    return isinstance(value, str) and bool(_FSP_ID.fullmatch(value))
 
 
 def path_segment(value: str) -> str:
     """``value`` as one URL path segment, refused when it could climb or split the path."""
-    if not isinstance(value, str) or not _SEGMENT.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _SEGMENT.fullmatch(value) or value in (".", ".."):
         raise ValueError("not a party identifier that can be put into a URL path")
     return quote(value, safe="")
 
@@ -167,7 +167,7 @@ def fspiop_datetime(moment: datetime) -> str:
 
 def parse_fspiop_datetime(text: str) -> datetime:
     """The instant an FSPIOP DateTime names (raises ValueError)."""
-    if not isinstance(text, str) or not _DATETIME.match(text):
+    if not isinstance(text, str) or not _DATETIME.fullmatch(text):
         raise ValueError("not an FSPIOP DateTime")
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

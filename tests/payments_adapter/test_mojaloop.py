@@ -113,7 +113,7 @@ def pay(
     )
 
 
-# -- resolve ----------------------------------------------------------------------------------------
+# -- resolve -------------------------------------------------------------------------------------------
 
 
 async def test_resolve_returns_the_party_name_for_the_payee_name_check() -> None:
@@ -142,7 +142,7 @@ async def test_resolve_refuses_addresses_the_hub_cannot_pay(address: str, reason
     assert found.holder_name is None
 
 
-# -- submit -----------------------------------------------------------------------------------------
+# -- submit --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ async def test_a_currency_the_provider_does_not_pay_in_is_rejected_before_any_re
     assert w.simulator.quotes == {}
 
 
-# -- unknown outcomes and status --------------------------------------------------------------------
+# -- unknown outcomes and status -----------------------------------------------------------------------
 
 
 async def test_a_callback_that_never_comes_is_unknown_until_the_hub_aborts_at_expiry() -> None:
@@ -325,7 +325,7 @@ async def test_a_hub_that_does_not_speak_1_1_is_a_provider_error() -> None:
     assert (raised.value.reason_code, raised.value.retryable) == ("payments.provider.error", False)
 
 
-# -- the simulator's own FSPIOP behaviour -------------------------------------------------------------
+# -- the simulator's own FSPIOP behaviour --------------------------------------------------------------
 
 
 def _headers(resource: str, **extra: str) -> dict[str, str]:
@@ -391,7 +391,7 @@ async def test_a_modified_transfer_under_an_existing_id_gets_error_3106_and_chan
     assert w.simulator.committed("0700000001") == [Money.parse("1500", "XOF")]
 
 
-# -- callbacks: authenticated as far as FSPIOP allows ---------------------------------------------------
+# -- callbacks: authenticated as far as FSPIOP allows --------------------------------------------------
 
 
 def _callback_headers(**extra: str) -> dict[str, str]:
@@ -478,7 +478,7 @@ async def test_a_callback_for_a_request_never_sent_is_refused(path: str, code: s
     assert response.json()["errorInformation"]["errorCode"] == code
 
 
-# -- FSPIOP-Signature ---------------------------------------------------------------------------------
+# -- FSPIOP-Signature ----------------------------------------------------------------------------------
 
 
 async def test_signed_requests_and_callbacks_verify_end_to_end() -> None:
