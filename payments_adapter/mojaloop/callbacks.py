@@ -99,14 +99,14 @@ async def _receive(
     return _answer(kind, 200)
 
 
-def _options(body: str, summary: str) -> dict[str, Any]:
-    schema = "fspiop-error@1.1.0" if body == "error" else f"fspiop-{body}-put@1.1.0"
-    media_type = wire.content_type("transfers" if body == "error" else body)
-    error = Body("fspiop-error@1.1.0", media_type)
+def _options(resource: str, summary: str, *, error: bool) -> dict[str, Any]:
+    media_type = wire.content_type(resource)
+    refusal = Body("fspiop-error@1.1.0", media_type)
     contract = Contract(
         f"FSPIOP 1.1 {summary}, sent by the hub",
-        {200: None, 400: error, 403: error, 404: error, 406: error},
-        request=Body(schema, media_type),
+        # FSPIOP answers an accepted callback with 200 OK and no body (API Definition, section 10).
+        {200: None, 400: refusal, 403: refusal, 404: refusal, 406: refusal},
+        request=Body("fspiop-error@1.1.0" if error else f"fspiop-{resource}-put@1.1.0", media_type),
         tags=("payments",),
         errors=(413, 500),
     )
@@ -139,27 +139,32 @@ def routes(provider: MojaloopProvider) -> Router:
             provider, request, resource, f"/{resource}{'/error' if error else ''}", error=error
         )
 
-    @put("/parties/{id_type:str}/{identifier:str}", **_options("parties", "Party lookup callback"))
+    @put(
+        "/parties/{id_type:str}/{identifier:str}", **_options("parties", "party lookup callback", error=False)
+    )
     async def put_party(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await party(request, error=False)
 
-    @put("/parties/{id_type:str}/{identifier:str}/error", **_options("error", "Party lookup error callback"))
+    @put(
+        "/parties/{id_type:str}/{identifier:str}/error",
+        **_options("parties", "party lookup error callback", error=True),
+    )
     async def put_party_error(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await party(request, error=True)
 
-    @put("/quotes/{id:str}", **_options("quotes", "Quote callback"))
+    @put("/quotes/{id:str}", **_options("quotes", "quote callback", error=False))
     async def put_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await by_id(request, "quotes", error=False)
 
-    @put("/quotes/{id:str}/error", **_options("error", "Quote error callback"))
+    @put("/quotes/{id:str}/error", **_options("quotes", "quote error callback", error=True))
     async def put_quote_error(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await by_id(request, "quotes", error=True)
 
-    @put("/transfers/{id:str}", **_options("transfers", "Transfer callback"))
+    @put("/transfers/{id:str}", **_options("transfers", "transfer callback", error=False))
     async def put_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await by_id(request, "transfers", error=False)
 
-    @put("/transfers/{id:str}/error", **_options("error", "Transfer error callback"))
+    @put("/transfers/{id:str}/error", **_options("transfers", "transfer error callback", error=True))
     async def put_transfer_error(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await by_id(request, "transfers", error=True)
 

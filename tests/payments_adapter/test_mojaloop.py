@@ -19,7 +19,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from dpi.app import create_app
+from dpi.blocks import Block
+from dpi.settings import Settings
 from payments_adapter.contract import (
     FinancialAddress,
     Money,
@@ -140,6 +144,26 @@ async def test_resolve_refuses_addresses_the_hub_cannot_pay(address: str, reason
     assert not found.resolved
     assert found.reason_code == reason
     assert found.holder_name is None
+
+
+async def test_a_party_answered_from_another_fsp_than_the_address_names_is_not_resolved() -> None:
+    async with world(wrap=lambda _inner: httpx.MockTransport(lambda _request: httpx.Response(202))) as w:
+        lookup = asyncio.create_task(w.provider.resolve(FinancialAddress.parse("0700000001@wallet1")))
+        await asyncio.sleep(0.01)
+        party = {
+            "party": {
+                "partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": "0700000001", "fspId": "bankfsp"}
+            }
+        }
+        async with w.callbacks() as client:
+            answer = await client.put(
+                "/parties/MSISDN/0700000001",
+                content=json.dumps(party),
+                headers=_callback_headers(**{"Content-Type": wire.content_type("parties")}),
+            )
+        found = await lookup
+    assert answer.status_code == 200
+    assert (found.resolved, found.reason_code) == (False, "payments.address.invalid")
 
 
 # -- submit --------------------------------------------------------------------------------------------
@@ -519,3 +543,34 @@ async def test_unsigned_requests_are_refused_by_a_hub_that_requires_signatures()
         status = await w.provider.submit(pay("0700000001"))
     assert (status.state, status.reason_code) == (ProviderState.REJECTED, "payments.provider.error")
     assert w.simulator.quotes == {}
+
+
+# -- mounted in a block -------------------------------------------------------------------------------
+
+
+async def test_the_callback_routes_mount_in_a_block_and_document_their_fspiop_bodies(
+    sqlite_settings: Settings,
+) -> None:
+    provider = MojaloopProvider("hub1", MojaloopSettings(base_url="http://hub.test", fsp_id=PAYER))
+    block = Block("payments", "/payments", "0.1.0", routes=lambda _context: [routes(provider)])
+    transfer_id = wire.correlation_id(PAYER, "transfer", "P1-C1-B0001-E1")
+    try:
+        async with AsyncTestClient(app=create_app(sqlite_settings, blocks=[block])) as client:
+            document = (await client.get("/openapi.json")).json()
+            response = await client.put(
+                f"/payments/fspiop/hub1/transfers/{transfer_id}",
+                content=_RESERVED,
+                headers=_callback_headers(),
+            )
+    finally:
+        await provider.aclose()
+    operation = document["paths"]["/payments/fspiop/hub1/transfers/{id}"]["put"]
+    assert operation["requestBody"]["content"][wire.content_type("transfers")]["schema"] == {
+        "$ref": "#/components/schemas/fspiop-transfers-put-1.1.0"
+    }
+    error = document["paths"]["/payments/fspiop/hub1/parties/{id_type}/{identifier}/error"]["put"]
+    assert error["requestBody"]["content"][wire.content_type("parties")]["schema"] == {
+        "$ref": "#/components/schemas/fspiop-error-1.1.0"
+    }
+    assert response.status_code == 404
+    assert response.json()["errorInformation"]["errorCode"] == "3208"
