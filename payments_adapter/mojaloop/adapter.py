@@ -260,7 +260,10 @@ class MojaloopProvider(PaymentProvider):
 
         quote = await self._quote(instruction, quote_id, payee_fsp)
         if isinstance(quote, ProviderStatus):
-            return quote
+            # A quote refused when a key is resubmitted says nothing of the transfer the first quote
+            # led to: only the hub's ledger can tell whether this payment was already made.
+            existing = await self.status(key)
+            return quote if existing.state is ProviderState.NOT_FOUND else existing
         transfer = {
             "transferId": transfer_id,
             "payeeFsp": payee_fsp,
@@ -296,7 +299,19 @@ class MojaloopProvider(PaymentProvider):
                     f"FSPIOP error {refused.error.code} {refused.error.name}",
                 )
             raise self._refusal(refused) from None
-        return self._transfer_outcome(transfer_id, callback, quote["condition"], submitting=True)
+        try:
+            return self._transfer_outcome(transfer_id, callback, quote["condition"], submitting=True)
+        except ProviderError as refused:
+            if refused.reason_code != "payments.request.duplicate":
+                raise
+        # The transfer ID is this key's own: a transfer under it with another body is an earlier attempt
+        # at this very payment (made under a quote the hub did not keep), and its state is the answer.
+        # That transfer's condition is not this quote's: the hub's verified commit is all there is.
+        self._conditions.pop(transfer_id, None)
+        existing = await self.status(key)
+        if existing.state is ProviderState.NOT_FOUND:
+            raise ProviderError("payments.request.duplicate", f"transfer {transfer_id}: modified request")
+        return existing
 
     async def status(self, idempotency_key: str) -> ProviderStatus:
         transfer_id = self._id("transfer", idempotency_key)

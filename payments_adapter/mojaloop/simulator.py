@@ -25,6 +25,7 @@ whom, and how many times.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import hmac
@@ -155,6 +156,11 @@ class FspiopSimulator:
             for transfer in self.transfers.values()
             if transfer.payee.identifier == identifier and transfer.state == "COMMITTED"
         ]
+
+    def behave(self, id_type: str, identifier: str, behaviour: PartyBehaviour) -> None:
+        """Make a configured party's DFSP behave otherwise from now on."""
+        party = self._parties[(id_type, identifier)]
+        self._parties[(id_type, identifier)] = dataclasses.replace(party, behaviour=behaviour)
 
     async def settle(self) -> None:
         """Wait until every callback the simulator has scheduled was sent (expiry timers aside)."""

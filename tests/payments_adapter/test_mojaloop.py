@@ -213,6 +213,24 @@ async def test_the_same_key_with_other_content_is_a_modified_request_not_a_rejec
     assert paid == [Money.parse("1500", "XOF")]
 
 
+async def test_a_resubmission_under_a_quote_the_hub_forgot_is_settled_by_the_ledger_not_paid_again() -> None:
+    async with world() as w:
+        first = await w.provider.submit(pay("0700000001"))
+        await w.simulator.settle()
+        # A quoting service that keeps no quotes answers the resend with a fresh quote: another
+        # condition and expiry, so the same transferId comes with another body (error 3106).
+        w.simulator.quotes.clear()
+        again = await w.provider.submit(pay("0700000001"))
+        await w.simulator.settle()
+        w.simulator.quotes.clear()
+        w.simulator.behave("MSISDN", "0700000001", PartyBehaviour.REJECT_QUOTE)
+        refused_quote = await w.provider.submit(pay("0700000001"))
+        await w.simulator.settle()
+    assert (first.state, again.state, refused_quote.state) == (ProviderState.COMPLETED,) * 3
+    assert any(d.body.get("errorInformation", {}).get("errorCode") == "3106" for d in w.simulator.deliveries)
+    assert w.simulator.committed("0700000001") == [Money.parse("1500", "XOF")]
+
+
 @pytest.mark.parametrize(
     ("account", "reason", "transfers"),
     [
