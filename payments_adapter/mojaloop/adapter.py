@@ -213,11 +213,9 @@ class MojaloopProvider(PaymentProvider):
 
     async def resolve(self, address: FinancialAddress) -> AddressResolution:
         payee_fsp = self._payee_fsp(address)
-        try:
-            identifier = wire.path_segment(address.account)
-        except ValueError:
+        if payee_fsp is None:
             return AddressResolution(address, False, "payments.address.invalid")
-        resource = f"parties/{self.settings.payee_id_type}/{identifier}"
+        resource = f"parties/{self.settings.payee_id_type}/{wire.path_segment(address.account)}"
         try:
             callback = await self._exchange(
                 "GET", resource, "parties", None, wait=resource, destination=payee_fsp
@@ -250,9 +248,7 @@ class MojaloopProvider(PaymentProvider):
         if currencies and instruction.amount.currency not in currencies:
             return ProviderStatus(ProviderState.REJECTED, "payments.currency.not_supported")
         payee_fsp = self._payee_fsp(instruction.payee)
-        try:
-            wire.path_segment(instruction.payee.account)
-        except ValueError:
+        if payee_fsp is None:
             return ProviderStatus(ProviderState.REJECTED, "payments.address.invalid")
         key = instruction.idempotency_key
         quote_id = self._id("quote", key)
@@ -355,11 +351,14 @@ class MojaloopProvider(PaymentProvider):
     def _id(self, kind: str, key: str) -> str:
         return wire.correlation_id(self.settings.fsp_id, kind, key)
 
-    def _payee_fsp(self, address: FinancialAddress) -> str:
+    def _payee_fsp(self, address: FinancialAddress) -> str | None:
+        """The payee DFSP's FSP ID, or None when the address cannot name one (nor a path segment)."""
         fsp_id = self.settings.fsp_ids.get(address.provider, address.provider)
-        if not wire.is_fsp_id(fsp_id):
-            raise ProviderError("payments.address.invalid", "the address names no FSP of this hub")
-        return fsp_id
+        try:
+            wire.path_segment(address.account)
+        except ValueError:
+            return None
+        return fsp_id if wire.is_fsp_id(fsp_id) else None
 
     def _remember_condition(self, transfer_id: str, condition: str, payee_fsp: str) -> None:
         self._conditions[transfer_id] = (condition, payee_fsp)

@@ -136,6 +136,8 @@ async def test_resolve_returns_the_party_name_for_the_payee_name_check() -> None
         ("0700000009@wallet1", "payments.address.not_found"),
         ("0700000001@bank2", "payments.address.not_found"),
         ("..@wallet1", "payments.address.invalid"),
+        ("0700000001@-wallet", "payments.address.invalid"),
+        (f"0700000001@{'w' * 40}", "payments.address.invalid"),
     ],
 )
 async def test_resolve_refuses_addresses_the_hub_cannot_pay(address: str, reason: str) -> None:
@@ -259,6 +261,17 @@ async def test_payer_liquidity_exhausted_is_insufficient_funds() -> None:
     assert first.state is ProviderState.COMPLETED
     assert (second.state, second.reason_code) == (ProviderState.REJECTED, "payments.payer.insufficient_funds")
     assert w.simulator.committed("0700000001") == [Money.parse("1500", "XOF")]
+
+
+@pytest.mark.parametrize("address", ["..@wallet1", "0700000001@-wallet", f"0700000001@{'w' * 40}"])
+async def test_an_address_that_names_no_fsp_or_no_path_is_rejected_before_any_request(address: str) -> None:
+    async with world() as w:
+        instruction = PaymentInstruction(
+            "P1-C1-B0001-E1", FinancialAddress.parse(address), Money.parse("1", "XOF")
+        )
+        status = await w.provider.submit(instruction)
+    assert (status.state, status.reason_code) == (ProviderState.REJECTED, "payments.address.invalid")
+    assert w.simulator.quotes == {}
 
 
 async def test_a_currency_the_provider_does_not_pay_in_is_rejected_before_any_request() -> None:
