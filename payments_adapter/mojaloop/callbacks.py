@@ -24,6 +24,7 @@ from litestar import Request, Response, Router, put
 
 import standards
 from dpi.contract import Body, Contract
+from dpi.errors import MAX_JSON_DEPTH, deeper_than
 from payments_adapter.mojaloop import signature, wire
 from payments_adapter.mojaloop.adapter import Callback, MojaloopProvider
 
@@ -88,6 +89,8 @@ async def _receive(
         document = json.loads(body)
     except (ValueError, RecursionError):
         return _answer(kind, 400, "3101", "the body is not JSON")
+    if deeper_than(document, MAX_JSON_DEPTH):
+        return _answer(kind, 400, "3101", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     schema = "fspiop-error" if error else f"fspiop-{kind}-put"
     validator = standards.validator(schema)
     if not validator.is_valid(document):

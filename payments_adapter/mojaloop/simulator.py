@@ -41,6 +41,7 @@ import httpx
 from litestar import Litestar, Request, Response, get, post
 
 import standards
+from dpi.errors import MAX_JSON_DEPTH, deeper_than
 from payments_adapter.contract import Money, MoneyError
 from payments_adapter.mojaloop import signature, wire
 
@@ -254,6 +255,8 @@ class FspiopSimulator:
             document = json.loads(raw)
         except (ValueError, RecursionError):
             return _refuse(resource, 400, "3101", "the body is not JSON")
+        if deeper_than(document, MAX_JSON_DEPTH):
+            return _refuse(resource, 400, "3101", "the body nests too deep")
         validator = standards.validator(schema)
         if not validator.is_valid(document):
             missing = any(

@@ -18,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+import standards
 from dpi.app import create_app
 from dpi.blocks import Block
 from dpi.settings import Settings
@@ -486,6 +489,9 @@ _RESERVED = json.dumps({"transferState": "RESERVED"})
         ({}, json.dumps({"transferState": "PAID"}), 400, "3101"),
         ({}, json.dumps({"transferState": "COMMITTED", "fulfilment": "short"}), 400, "3101"),
         ({}, json.dumps({"transferState": "RESERVED", "pad": "x" * 70_000}), 413, None),
+        ({}, '{"transferState": "RESERVED", "extensionList": ' + "[" * 500 + "]" * 500 + "}", 400, "3101"),
+        ({}, "[" * 5000 + "]" * 5000, 400, "3101"),
+        ({}, json.dumps(["RESERVED"]), 400, "3101"),
     ],
 )
 async def test_callbacks_that_are_not_authentic_or_not_valid_are_refused_and_change_nothing(
@@ -605,3 +611,50 @@ async def test_the_callback_routes_mount_in_a_block_and_document_their_fspiop_bo
     }
     assert response.status_code == 404
     assert response.json()["errorInformation"]["errorCode"] == "3208"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_TRANSFER_PUT = st.fixed_dictionaries(
+    {"transferState": st.sampled_from(["RECEIVED", "RESERVED", "COMMITTED", "ABORTED", "PAID", ""])},
+    optional={"fulfilment": st.text(max_size=50), "completedTimestamp": st.text(max_size=30), "x": _JSON},
+)
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.lists(st.one_of(_JSON, _TRANSFER_PUT), min_size=8, max_size=8))
+def test_no_callback_body_makes_the_routes_fail_or_settles_a_payment_it_does_not_describe(
+    bodies: list[Any],
+) -> None:
+    async def deliver() -> list[tuple[int, ProviderState | None]]:
+        outcomes: list[tuple[int, ProviderState | None]] = []
+        async with world(
+            callback_timeout=timedelta(milliseconds=20),
+            wrap=lambda _inner: httpx.MockTransport(lambda _request: httpx.Response(202)),
+        ) as w:
+            for index, body in enumerate(bodies):
+                key = f"P1-C1-B{index:04d}-E1"
+                waiting = asyncio.create_task(w.provider.status(key))
+                await asyncio.sleep(0)
+                async with w.callbacks() as client:
+                    response = await client.put(
+                        f"/transfers/{wire.correlation_id(PAYER, 'transfer', key)}",
+                        content=json.dumps(body),
+                        headers=_callback_headers(),
+                    )
+                try:
+                    outcomes.append((response.status_code, (await waiting).state))
+                except ProviderError:
+                    outcomes.append((response.status_code, None))
+        return outcomes
+
+    for body, (status, state) in zip(bodies, asyncio.run(deliver()), strict=True):
+        valid = standards.validator("fspiop-transfers-put").is_valid(body)
+        assert status == (200 if valid else 400)
+        if not valid:
+            assert state is None
