@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -145,7 +145,7 @@ class _Inbox:
         self._issued: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     @contextlib.contextmanager
-    def expect(self, key: str, sources: Iterable[str]) -> Any:
+    def expect(self, key: str, sources: Iterable[str]) -> Iterator[asyncio.Future[Callback]]:
         waiter = _Waiter(asyncio.get_running_loop().create_future(), frozenset(sources))
         self._waiting.setdefault(key, []).append(waiter)
         self._issued[key] = self._issued.get(key, frozenset()) | waiter.sources
