@@ -924,7 +924,7 @@ def routes(server: DisburseServer) -> list[HTTPRouteHandler]:
             ),
         ),
     )
-    async def search(request: Request[Any, Any, Any], reference_id: str) -> Response[Any]:
+    async def search(request: Request[Any, Any, Any]) -> Response[Any]:
         now = server.clock()
         try:
             body = await search_reference(
@@ -933,7 +933,7 @@ def routes(server: DisburseServer) -> list[HTTPRouteHandler]:
                 url=str(request.url),
                 headers=dict(request.headers),
                 body=await request.body(),
-                reference_id=reference_id,
+                reference_id=str(request.path_params["reference_id"]),
                 now=now,
             )
         except G2pError as error:
