@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -274,12 +275,11 @@ def g2p_reason(payments_code: str | None) -> str:
 
 
 def payments_reason(g2p_code: str | None, message: str | None = None) -> str:
-    """Our ``payments.*`` reason code for a G2P Connect item reason code; an ``RJCT_PAYMENT_REJECTED``
-    answer of ours carries the original code at the start of its message."""
-    if g2p_code == PAYMENT_REJECTED and message:
-        head = message.split(":", 1)[0].strip()
-        if head.startswith("payments.") and head.replace(".", "").replace("_", "").isalnum():
-            return head
+    """Our ``payments.*`` reason code for a G2P Connect item answer: the one our provider put at the start
+    of ``status_reason_message`` when there is one, else the closest to the G2P Connect code."""
+    head = (message or "").split(":", 1)[0].strip()
+    if re.fullmatch(r"payments(\.[a-z][a-z0-9_]*)+", head):
+        return head
     return _PAYMENTS_BY_G2P.get(g2p_code or "", "payments.payee.rejected")
 
 

@@ -805,7 +805,7 @@ async def dispatch_once(
     return DispatchReport(tally.settled, tally.delivered, tally.waiting, tally.failed, tally.given_up)
 
 
-async def _loop(server: DisburseServer, interval_seconds: float) -> None:
+async def _loop(server: DisburseServer, interval: timedelta) -> None:
     async with httpx.AsyncClient(follow_redirects=False) as client:
         while True:
             server.wake.clear()
@@ -819,14 +819,16 @@ async def _loop(server: DisburseServer, interval_seconds: float) -> None:
                     extra={"event": "g2p_dispatch_failed", "exception_type": type(error).__name__},
                 )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wake.wait(), interval_seconds)
+                await asyncio.wait_for(server.wake.wait(), interval.total_seconds())
 
 
 @asynccontextmanager
-async def running(server: DisburseServer, *, interval_seconds: float = 2.0) -> AsyncIterator[None]:
+async def running(
+    server: DisburseServer, *, interval: timedelta = timedelta(seconds=2)
+) -> AsyncIterator[None]:
     """Pay and deliver in the background for as long as the context is open (a block's lifespan)."""
     server.wake = asyncio.Event()
-    task = asyncio.create_task(_loop(server, interval_seconds))
+    task = asyncio.create_task(_loop(server, interval))
     try:
         yield
     finally:

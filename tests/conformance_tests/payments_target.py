@@ -5,6 +5,7 @@ social protection agency's sender with its callback on a local port."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ async def payments_target(
         var_dir,
         provider or provider_for_tests(),
         callback_url=f"http://127.0.0.1:{callback_port}/spa",
-        background=0.05,
+        background=timedelta(milliseconds=50),
         **overrides,
     )
     options = PaymentsOptions(

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,7 @@ def g2p_block(
     senders: Mapping[str, G2pSender],
     holder: dict[str, DisburseServer],
     *,
-    background: float | None = None,
+    background: timedelta | None = None,
     name: str = "payments",
 ) -> Block:
     """The payments block as the G2P Connect server alone; ``background`` is the dispatcher's interval
@@ -173,7 +173,7 @@ def g2p_block(
         interval = background
 
         def lifespan(_context: BlockContext) -> AbstractAsyncContextManager[None]:
-            return running(holder["server"], interval_seconds=interval)
+            return running(holder["server"], interval=interval)
 
     return Block(
         name=name,
@@ -192,7 +192,7 @@ async def g2p_target(
     provider: PaymentProvider,
     *,
     callback_url: str = "http://127.0.0.1:9/spa",
-    background: float | None = None,
+    background: timedelta | None = None,
     **overrides: Any,
 ) -> G2pTarget:
     """Our G2P Connect server in front of ``provider``, migrated, with the agency registered."""
