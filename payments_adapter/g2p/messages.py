@@ -69,6 +69,7 @@ TRANSACTION_NOT_FOUND: Final = "UKWN_TRANSACTION_ID_NOT_FOUND"
 INSTRUCTION_INVALID: Final = "RJCT_INSTRUCTION_INVALID"
 PAYMENT_REJECTED: Final = "RJCT_PAYMENT_REJECTED"
 
+_REFERENCE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,98}$")
 _FIELD_CODES: Final[Mapping[str, str]] = {
     "payer_fa": PAYER_FA_INVALID,
     "payee_fa": PAYEE_FA_INVALID,
@@ -173,7 +174,14 @@ def parse(raw: bytes, schema: str, *, action: str, items: str | None = None) -> 
         for issue in validator.issues(document, limit=200):
             position, _, member = issue.pointer.removeprefix(prefix).partition("/")
             member = member.split("/", 1)[0]
-            if issue.pointer.startswith(prefix) and position.isdigit() and member not in ("", "reference_id"):
+            if issue.pointer.startswith(prefix) and position.isdigit() and member != "reference_id":
+                if not member:
+                    # A missing member: the item's own problem, if it can be answered by its reference.
+                    if not _answerable(document, items or "", int(position)):
+                        raise G2pError(
+                            "ERR_INVALID_REQUEST", "request.invalid", f"{issue.pointer}: {issue.message}"
+                        )
+                    member = next((name for name in _FIELD_CODES if f"'{name}'" in issue.message), "")
                 problems.setdefault(
                     int(position),
                     (_FIELD_CODES.get(member, INSTRUCTION_INVALID), f"{member}: {issue.message}"),
@@ -192,6 +200,15 @@ def parse(raw: bytes, schema: str, *, action: str, items: str | None = None) -> 
                 "ERR_INVALID_REQUEST", "request.invalid", f"{issue.pointer or '/'}: {issue.message}"
             )
     return Received(document, problems)
+
+
+def _answerable(document: Mapping[str, Any], items: str, position: int) -> bool:
+    """Whether item ``position`` of ``message.<items>`` has a reference id its answer can name."""
+    message = document.get("message")
+    entries = message.get(items) if isinstance(message, dict) else None
+    entry = entries[position] if isinstance(entries, list) and position < len(entries) else None
+    reference = entry.get("reference_id") if isinstance(entry, dict) else None
+    return isinstance(reference, str) and _REFERENCE.match(reference) is not None
 
 
 def verify_signature(received: Received, jwks: Mapping[str, Any]) -> None:
@@ -261,8 +278,7 @@ def nack(error: G2pError, now: datetime, *, transaction_id: str | None = None) -
         message["transaction_id"] = transaction_id[:200]
     return {
         "message": message,
-        "error": {"code": error.code, "message": error.message[:999]},
-        "reason_code": error.reason_code,
+        "error": {"code": error.code, "message": error.message[:999], "reason_code": error.reason_code},
     }
 
 

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi import egress, outbox
 from dpi.contract import Contract, Parameter
+from dpi.errors import DpiError
 from dpi.keys import KeyStore, SigningKey
 from dpi.models import OutboxMessage
 from dpi.signing import SignatureError, sign_request, verify_request
@@ -862,7 +863,7 @@ def _contract(
         request=request,
         parameters=parameters,
         tags=_TAGS,
-        errors=(405, 413, 500),
+        errors=(405, 413, 415, 500),
     ).as_opt()
 
 
@@ -873,14 +874,15 @@ def routes(server: DisburseServer) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any], work: Callable[[bytes, datetime], Any]
     ) -> Response[Any]:
         now = server.clock()
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            raise DpiError("request.unsupported_media_type", "the body is application/json")
         try:
-            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if content_type != "application/json":
-                raise G2pError(
-                    "ERR_INVALID_REQUEST", "request.unsupported_media_type", "the body is application/json"
-                )
             body = await work(await request.body(), now)
         except G2pError as error:
+            if error.reason_code == "request.malformed_json":
+                # Not a G2P Connect message at all: the kernel's refusal, like any other endpoint's.
+                raise DpiError(error.reason_code, error.message) from None
             return Response(
                 messages.nack(error, now), status_code=error.http_status, media_type="application/json"
             )

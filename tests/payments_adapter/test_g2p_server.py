@@ -218,9 +218,6 @@ def _refusals() -> list[Any]:
         pytest.param(too_many, 400, "ERR_INVALID_REQUEST", "request.invalid", id="too-many-items"),
         pytest.param(no_reference, 400, "ERR_INVALID_REQUEST", "request.invalid", id="no-reference"),
         pytest.param(traversal_reference, 400, "ERR_INVALID_REQUEST", "request.invalid", id="bad-reference"),
-        pytest.param(
-            lambda _key: b"{not json", 400, "ERR_INVALID_REQUEST", "request.malformed_json", id="json"
-        ),
         pytest.param(lambda _key: [1, 2], 400, "ERR_INVALID_REQUEST", "request.invalid", id="not-object"),
         pytest.param(
             lambda _key: json.loads("[" * 70 + "]" * 70),
@@ -242,7 +239,7 @@ async def test_refused_envelopes_are_nacked_with_their_code_and_store_nothing(ta
             answer.status_code,
             body["message"]["ack"]["status"],
             body["error"]["code"],
-            body["reason_code"],
+            body["error"]["reason_code"],
         )
         assert seen == (status, "NACK", code, reason), case.id
         assert standards.reason_code(reason).code == reason
@@ -253,16 +250,19 @@ async def test_refused_envelopes_are_nacked_with_their_code_and_store_nothing(ta
 
 async def test_a_wrong_media_type_a_replay_and_a_reused_transaction_are_refused(target: G2pTarget) -> None:
     document = disburse(target.key, item("m-1"), transaction_id="t-1")
-    wrong_type = await target.post("/disburse", document, **{"content-type": "text/plain"})
-    assert (wrong_type.status_code, wrong_type.json()["reason_code"]) == (
-        400,
-        "request.unsupported_media_type",
-    )
+    for content, content_type, status, reason in [
+        (json.dumps(document).encode(), "text/plain", 415, "request.unsupported_media_type"),
+        (b'{"header": ', "application/json", 400, "request.malformed_json"),
+        (b"{'single': 'quotes'}", "application/json", 400, "request.malformed_json"),
+    ]:
+        refused = await target.post("/disburse", content, **{"content-type": content_type})
+        assert (refused.status_code, refused.json()["reason_code"]) == (status, reason)
+        assert standards.validator("error").issues(refused.json()) == []
     assert (await target.post("/disburse", document)).status_code == 200
     replay = await target.post("/disburse", document)
     assert (replay.status_code, replay.json()["error"]["code"]) == (409, "ERR_INVALID_MESSAGE_ID")
     reused = await target.post("/disburse", disburse(target.key, item("m-2"), transaction_id="t-1"))
-    assert (reused.status_code, reused.json()["reason_code"]) == (409, "payments.request.duplicate")
+    assert (reused.status_code, reused.json()["error"]["reason_code"]) == (409, "payments.request.duplicate")
     assert await _count(target, G2pItemRow) == 1
 
 
@@ -279,11 +279,17 @@ _BAD_ITEMS = [
     ({"scheduled_timestamp": "2999-01-01T00:00:00Z"}, messages.SCHEDULE_INVALID),
     ({"scheduled_timestamp": "tomorrow"}, messages.SCHEDULE_INVALID),
     ({"note": "n" * 100}, messages.INSTRUCTION_INVALID),
+    ({"amount": None}, messages.AMOUNT_INVALID),
+    ({"payee_fa": None}, messages.PAYEE_FA_INVALID),
+    ({"locale": "french"}, messages.INSTRUCTION_INVALID),
 ]
 
 
 async def test_each_invalid_item_is_refused_alone(target: G2pTarget, provider: MemoryProvider) -> None:
-    bad = [{**item(f"bad-{n}"), **change} for n, (change, _) in enumerate(_BAD_ITEMS)]
+    bad = [
+        {k: v for k, v in {**item(f"bad-{n}"), **change}.items() if v is not None}
+        for n, (change, _) in enumerate(_BAD_ITEMS)
+    ]
     answer = await target.post("/disburse", disburse(target.key, item("good-1"), *bad, item("good-2")))
     assert answer.json()["message"]["ack"]["status"] == "ACK"
     await target.dispatch()
@@ -415,7 +421,10 @@ async def test_the_search_by_reference_answers_the_signing_sender_only(target: G
         ("a%0d%0ab", target.key, 400, "request.invalid_parameter"),
     ]:
         refused = await _search(target, reference, key)
-        assert (refused.status_code, refused.json()["reason_code"]) == (status, code)
+        body = refused.json()
+        # A path that does not reach the route is the kernel's refusal, in its own error body.
+        reason = body["reason_code"] if status == 404 else body["error"]["reason_code"]
+        assert (refused.status_code, reason) == (status, code)
 
 
 async def test_callbacks_refused_by_the_receiver_or_the_egress_rules_are_retried(
