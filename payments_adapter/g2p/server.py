@@ -428,7 +428,13 @@ async def _transaction_answers(session: AsyncSession, transaction: G2pTransactio
     answers = []
     for position, reference in enumerate(transaction.references):
         refused = transaction.refused.get(str(position))
-        answers.append(refused if refused is not None else _answer(rows[reference]))
+        row = rows.get(reference)
+        if refused is not None or row is None:
+            answers.append(
+                refused or _refusal(reference, messages.REFERENCE_NOT_FOUND, "no such item", _now())
+            )
+        else:
+            answers.append(_answer(row))
     return answers
 
 
@@ -713,10 +719,19 @@ async def _on_disburse(
         answers = await _transaction_answers(session, transaction)
     now = server.clock()
     if any(answer["status"] == _PENDING for answer in answers):
-        # Items still open at the provider: look again later; the outbox message is the reminder.
+        # Items still open at the provider: look again later; the outbox message is the reminder. Its
+        # attempts count deliveries only, so a long wait at the provider never uses up the callback's.
+        polls = int(payload.get("polls", 0)) + 1
         async with server.sessions.begin() as session:
-            await outbox.mark_failed(
-                session, message.id, "items in progress", now + _delay(_POLL_DELAYS, message.attempts)
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(
+                    available_at=now + _delay(_POLL_DELAYS, polls),
+                    attempts=0,
+                    last_error="items in progress",
+                    payload={**payload, "polls": polls},
+                )
             )
         tally.waiting += 1
         return

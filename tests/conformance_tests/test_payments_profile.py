@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
+from conformance_tests.cli import conformance_group
+from dpi.keys import SigningKey
 from tests.conformance_tests import broken_payments
 from tests.conformance_tests.identity_target import free_port
 from tests.conformance_tests.payments_target import PaymentsTarget, payments_target
@@ -98,3 +101,64 @@ async def test_without_a_sender_registration_the_profile_cannot_pass(tmp_path: P
     report = await _run(target.app, RunOptions(max_examples=3, seed=7))
     assert {result.status for result in report.results} == {Status.SKIP}
     assert report.verdict == "fail"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--pay-sender-id", "S"], "--pay-sender-id needs --pay-sender-key"),
+        (
+            [
+                "--pay-sender-id",
+                "S",
+                "--pay-sender-key",
+                "KEY",
+                "--pay-receiver-id",
+                "R",
+                "--pay-payer-fa",
+                "a@b",
+                "--pay-payee-fa",
+                "c@d",
+                "--pay-callback-listen",
+                "nowhere",
+            ],
+            "--pay-callback-listen must be HOST:PORT",
+        ),
+        (
+            [
+                "--pay-sender-id",
+                "S",
+                "--pay-sender-key",
+                "KEY",
+                "--pay-receiver-id",
+                "R",
+                "--pay-payer-fa",
+                "not-an-address",
+                "--pay-payee-fa",
+                "c@d",
+            ],
+            "payer_fa must be a financial address",
+        ),
+    ],
+)
+def test_unusable_payments_options_are_usage_errors(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    key = tmp_path / "suite.pem"
+    key.write_bytes(SigningKey.generate("EdDSA").private_pem())
+    filled = [str(key) if argument == "KEY" else argument for argument in arguments]
+    result = CliRunner().invoke(
+        conformance_group,
+        [
+            "run",
+            "--target",
+            TARGET,
+            "--profile",
+            "payments-provider",
+            *filled,
+            "--report-dir",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output

@@ -348,6 +348,10 @@ async def test_the_callback_waits_for_payments_held_open(target: G2pTarget, prov
     await target.post("/disburse", disburse(target.key, item("h-1"), item("h-2", payee_fa="slow1@wallet1")))
     await target.dispatch()
     assert target.callbacks.received == []
+    async with target.server.sessions() as session:
+        [reminder] = (await session.scalars(select(OutboxMessage))).all()
+    # Waiting for the provider does not use up the callback's delivery attempts.
+    assert (reminder.attempts, reminder.last_error, reminder.payload["polls"]) == (0, "items in progress", 1)
     provider.complete(messages.idempotency_key(SENDER_ID, "h-2"), Money.parse("1500.00", "XOF"))
     async with target.server.sessions.begin() as session:
         await session.execute(OutboxMessage.__table__.update().values(available_at=func.now()))
