@@ -4,6 +4,7 @@ responses, payments held open), status queries, the signed search by reference, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from dpi.signing import sign_request, verify_detached
 from payments_adapter.contract import Money
 from payments_adapter.g2p import messages
 from payments_adapter.g2p.models import G2pItemRow, G2pTransactionRow
+from payments_adapter.g2p.server import load_senders
 from tests.payments_adapter.g2p_harness import (
     SENDER_ID,
     SYSTEM_ID,
@@ -474,3 +476,51 @@ async def test_every_reference_is_paid_exactly_once_and_every_item_answered(
     paid = [r for c in callbacks for r, status, _ in _outcomes(c) if status == "SUCC"]
     assert sorted(paid) == sorted({f"ref-{r}" for batch in batches for r in batch})
     assert set(provider.submissions.values()) == {1}
+
+
+async def test_concurrent_requests_with_one_reference_pay_it_once(
+    target: G2pTarget, provider: MemoryProvider
+) -> None:
+    answers = await asyncio.gather(
+        *(target.post("/disburse", disburse(target.key, item("c-1"), item(f"c-own-{n}"))) for n in range(4))
+    )
+    assert [a.json()["message"]["ack"]["status"] for a in answers] == ["ACK"] * 4
+    await target.dispatch()
+    outcomes = [o for callback in target.callbacks.bodies("/on-disburse") for o in _outcomes(callback)]
+    assert sorted(o for o in outcomes if o[0] == "c-1") == [
+        ("c-1", "RJCT", messages.DUPLICATE),
+        ("c-1", "RJCT", messages.DUPLICATE),
+        ("c-1", "RJCT", messages.DUPLICATE),
+        ("c-1", "SUCC", ""),
+    ]
+    assert len([o for o in outcomes if o[1] == "SUCC"]) == 5
+    assert set(provider.submissions.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{", "cannot read"),
+        ("{}", "is a JSON array"),
+        ('[{"sender_id": "s"}]', "each sender has"),
+        ('[{"sender_id": "s", "jwks": [], "callback_url": "https://x", "payer_fas": []}]', "each sender has"),
+    ],
+)
+def test_an_unusable_senders_file_is_refused(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "senders.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=problem):
+        load_senders(path)
+
+
+def test_senders_are_read_from_their_file(tmp_path: Path) -> None:
+    key = SigningKey.generate("EdDSA")
+    path = tmp_path / "senders.json"
+    entry = {"sender_id": SENDER_ID, "jwks": {"keys": [key.public_jwk()]}, "callback_url": "https://spa/cb"}
+    path.write_text(json.dumps([{**entry, "payer_fas": ["spa@wallet1"]}]))
+    [sender] = load_senders(path).values()
+    assert (sender.sender_id, sender.callback_url, sender.payer_fas) == (
+        SENDER_ID,
+        "https://spa/cb",
+        ("spa@wallet1",),
+    )
