@@ -221,6 +221,22 @@ class G2pConnectProvider(PaymentProvider):
     ) -> list[ProviderStatus | ProviderError]:
         if not 1 <= len(instructions) <= self._capabilities.max_bulk:
             raise ValueError(f"submit 1 to {self._capabilities.max_bulk} instructions at once")
+        answers: list[ProviderStatus | ProviderError | None] = [
+            # G2P Connect amounts have at most two decimals: a KWD or BHD fils cannot be carried.
+            ProviderError("payments.currency.not_supported", f"G2P Connect cannot carry {i.amount.wire()}")
+            if len(i.amount.wire().partition(".")[2]) > 2
+            else None
+            for i in instructions
+        ]
+        sendable = [i for i, answer in zip(instructions, answers, strict=True) if answer is None]
+        if sendable:
+            sent = iter(await self._disburse(sendable))
+            answers = [answer if answer is not None else next(sent) for answer in answers]
+        return [answer for answer in answers if answer is not None]
+
+    async def _disburse(
+        self, instructions: Sequence[PaymentInstruction]
+    ) -> list[ProviderStatus | ProviderError]:
         transaction_id = str(uuid.uuid4())
         header = self._header("disburse", len(instructions))
         message = {

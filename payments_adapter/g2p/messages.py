@@ -30,13 +30,18 @@ from dpi.keys import SigningKey
 from dpi.signing import SignatureError, sign_detached, verify_detached
 
 __all__ = [
+    "AMOUNT_INVALID",
+    "CURRENCY_INVALID",
     "DUPLICATE",
     "G2P_VERSION",
     "INSTRUCTION_INVALID",
     "MAX_ITEMS",
     "MESSAGE_WINDOW",
+    "PAYEE_FA_INVALID",
+    "PAYER_FA_INVALID",
     "PAYMENT_REJECTED",
     "REFERENCE_NOT_FOUND",
+    "SCHEDULE_INVALID",
     "TRANSACTION_NOT_FOUND",
     "G2pError",
     "Received",

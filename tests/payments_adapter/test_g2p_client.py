@@ -108,6 +108,21 @@ async def test_a_resubmitted_key_is_never_paid_twice(
     assert second["message"]["disburse_response"][0]["status_reason_code"] == messages.DUPLICATE
 
 
+async def test_an_amount_g2p_connect_cannot_carry_is_refused_alone(
+    adapter: G2pConnectProvider, target: G2pTarget
+) -> None:
+    fils = PaymentInstruction(
+        "stipend-0010", FinancialAddress.parse("0700123456@wallet1"), Money.parse("1.125", "KWD")
+    )
+    refused, accepted = await adapter.submit_many([fils, _pay("stipend-0011")])
+    assert isinstance(refused, ProviderError)
+    assert refused.reason_code == "payments.currency.not_supported"
+    assert not isinstance(accepted, ProviderError)
+    assert accepted.state is ProviderState.ACCEPTED
+    await target.dispatch()
+    assert (await adapter.status("stipend-0010")).state is ProviderState.NOT_FOUND
+
+
 def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
