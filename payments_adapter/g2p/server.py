@@ -270,7 +270,10 @@ def _item_problem(
         return messages.CURRENCY_INVALID, f"payments.currency.not_supported: {amount.currency}"
     scheduled = item.get("scheduled_timestamp")
     if scheduled is not None:
-        moment = datetime.fromisoformat(str(scheduled).replace("Z", "+00:00"))
+        try:
+            moment = datetime.fromisoformat(str(scheduled).replace("Z", "+00:00"))
+        except ValueError:
+            return messages.SCHEDULE_INVALID, "scheduled_timestamp is not a date and time"
         if moment - now > timedelta(minutes=1):
             return messages.SCHEDULE_INVALID, "scheduled payments are not offered: send the item when due"
     return None

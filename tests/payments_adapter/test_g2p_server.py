@@ -162,6 +162,10 @@ def _refusals() -> list[Any]:
 
         return build
 
+    def unrepresentable(key: SigningKey) -> Any:
+        text = json.dumps(disburse(key, item("x-1")))
+        return text.replace('"amount": "1500.00"', '"amount": 1e400').encode()
+
     def too_many(key: SigningKey) -> Any:
         return disburse(key, *(item(f"n-{i}") for i in range(messages.MAX_ITEMS + 1)))
 
@@ -220,6 +224,9 @@ def _refusals() -> list[Any]:
         pytest.param(too_many, 400, "ERR_INVALID_REQUEST", "request.invalid", id="too-many-items"),
         pytest.param(no_reference, 400, "ERR_INVALID_REQUEST", "request.invalid", id="no-reference"),
         pytest.param(traversal_reference, 400, "ERR_INVALID_REQUEST", "request.invalid", id="bad-reference"),
+        pytest.param(
+            unrepresentable, 401, "ERR_INVALID_SIGNATURE", "auth.signature_invalid", id="no-canonical-form"
+        ),
         pytest.param(lambda _key: [1, 2], 400, "ERR_INVALID_REQUEST", "request.invalid", id="not-object"),
         pytest.param(
             lambda _key: json.loads("[" * 70 + "]" * 70),
@@ -280,6 +287,7 @@ _BAD_ITEMS = [
     ({"payer_fa": "someone-else@wallet1"}, messages.PAYER_FA_INVALID),
     ({"scheduled_timestamp": "2999-01-01T00:00:00Z"}, messages.SCHEDULE_INVALID),
     ({"scheduled_timestamp": "tomorrow"}, messages.SCHEDULE_INVALID),
+    ({"scheduled_timestamp": "2026-13-45T99:00:00Z"}, messages.SCHEDULE_INVALID),
     ({"note": "n" * 100}, messages.INSTRUCTION_INVALID),
     ({"amount": None}, messages.AMOUNT_INVALID),
     ({"payee_fa": None}, messages.PAYEE_FA_INVALID),
