@@ -532,3 +532,50 @@ def test_senders_are_read_from_their_file(tmp_path: Path) -> None:
         "https://spa/cb",
         ("spa@wallet1",),
     )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+_MEMBERS = [("item", name) for name in item("x")] + [
+    ("item", "scheduled_timestamp"),
+    ("item", "note"),
+    ("header", "timestamp"),
+    ("header", "receiver_id"),
+    ("header", "sender_uri"),
+    ("header", "total_count"),
+    ("message", "transaction_id"),
+]
+
+
+async def test_signed_requests_with_any_values_are_answered_never_failed(tmp_path: Path) -> None:
+    drawn: list[list[tuple[tuple[str, str], Any]]] = []
+
+    # Hypothesis draws the cases; they are sent afterwards, on one server, to keep the test cheap.
+    @settings(max_examples=40, database=None, deadline=None)
+    @given(changes=st.lists(st.tuples(st.sampled_from(_MEMBERS), _JSON), min_size=1, max_size=3))
+    def draw(changes: list[tuple[tuple[str, str], Any]]) -> None:
+        drawn.append(changes)
+
+    draw()
+    target = await g2p_target(tmp_path / "var", MemoryProvider())
+    async with target.opened():
+        for changes in drawn:
+            document = disburse(
+                target.key, item(f"f-{uuid.uuid4().hex[:8]}"), item(f"g-{uuid.uuid4().hex[:8]}")
+            )
+            for (part, name), value in changes:
+                where = document["message"]["disburse_request"][0] if part == "item" else document[part]
+                where[name] = value
+            answer = await target.post("/disburse", _resign(target.key, document))
+            assert answer.status_code in (200, 400, 401, 409), (changes, answer.text)
+            assert standards.validator("g2p-disburse-ack@1.0.0").issues(answer.json()) == [], changes
+        await target.dispatch(3)
+    callbacks = target.callbacks.bodies("/on-disburse")
+    assert callbacks
+    for callback in callbacks:
+        assert standards.validator("g2p-disburse-on-disburse@1.0.0").issues(callback) == []
