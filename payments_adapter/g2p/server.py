@@ -180,6 +180,10 @@ class DisburseServer:
     def key(self) -> SigningKey:
         return self.keys.active()
 
+    def signer(self, kid: str) -> tuple[G2pSender, Mapping[str, Any]] | None:
+        """The sender that registered the key ``kid``, and the key."""
+        return self._by_kid.get(kid)
+
 
 @dataclass(frozen=True)
 class DispatchReport:
@@ -516,15 +520,19 @@ async def search_reference(
         )
 
     def resolve(kid: str) -> Mapping[str, Any]:
-        if kid not in server._by_kid:
+        found = server.signer(kid)
+        if found is None:
             raise SignatureError("auth.key_unknown", "no registered sender has this key")
-        return server._by_kid[kid][1]
+        return found[1]
 
     try:
         kid = verify_request(method, url, headers, body, resolve, now=now)
     except SignatureError as error:
         raise G2pError("ERR_INVALID_SIGNATURE", error.reason_code, str(error), http_status=401) from None
-    sender = server._by_kid[kid][0]
+    signer = server.signer(kid)
+    if signer is None:  # pragma: no cover - verify_request resolved this kid a moment ago
+        raise G2pError("ERR_INVALID_SIGNATURE", "auth.key_unknown", "unknown key", http_status=401)
+    sender = signer[0]
     async with server.sessions() as session:
         row = await session.get(G2pItemRow, (sender.sender_id, reference_id))
     answer = (
