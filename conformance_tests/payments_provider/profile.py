@@ -470,7 +470,7 @@ async def replay_time_sender(session: TargetSession) -> list[Finding]:
     options = provider.options
     findings: list[Finding] = []
     message_id = str(uuid.uuid4())
-    stale = g2p_time(datetime.now(UTC) - timedelta(hours=2))
+    stale = g2p_time(datetime.now(UTC) - timedelta(days=1))
     first = provider.reference("replay-first")
     _, accepted = await _disburse(session, provider, [options.item(first)], header={"message_id": message_id})
     if not _acked(accepted):
@@ -478,7 +478,7 @@ async def replay_time_sender(session: TargetSession) -> list[Finding]:
     for number, (label, header, code) in enumerate(
         [
             ("a replayed message_id", {"message_id": message_id}, "ERR_INVALID_MESSAGE_ID"),
-            ("a timestamp two hours old", {"timestamp": stale}, "ERR_INVALID_TIMESTAMP"),
+            ("a timestamp a day old", {"timestamp": stale}, "ERR_INVALID_TIMESTAMP"),
             ("an unregistered sender", {"sender_id": f"{provider.run}-unregistered"}, "ERR_INVALID_SENDER"),
         ]
     ):
