@@ -213,7 +213,7 @@ def _answerable(document: Mapping[str, Any], items: str, position: int) -> bool:
     entries = message.get(items) if isinstance(message, dict) else None
     entry = entries[position] if isinstance(entries, list) and position < len(entries) else None
     reference = entry.get("reference_id") if isinstance(entry, dict) else None
-    return isinstance(reference, str) and _REFERENCE.match(reference) is not None
+    return isinstance(reference, str) and _REFERENCE.fullmatch(reference) is not None
 
 
 def verify_signature(received: Received, jwks: Mapping[str, Any]) -> None:

@@ -514,7 +514,7 @@ async def search_reference(
     now: datetime,
 ) -> dict[str, Any]:
     """The signed answer about one item of the sender whose RFC 9421 signature the request carries."""
-    if not _REFERENCE.match(reference_id):
+    if not _REFERENCE.fullmatch(reference_id):
         raise G2pError(
             "ERR_INVALID_REQUEST", "request.invalid_parameter", "reference_id is not a reference id"
         )

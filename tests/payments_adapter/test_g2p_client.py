@@ -191,13 +191,14 @@ async def test_wire_failures_become_the_contracts_errors(
         seen.append(request)
         return handler(request)  # type: ignore[no-any-return]
 
-    adapter = G2pConnectProvider("p", _config(key_file), transport=_mock(recording))
+    adapter = G2pConnectProvider("p", _config(key_file, access_token="t0ken"), transport=_mock(recording))
     with pytest.raises(ProviderError) as raised:
         await adapter.submit(_pay("stipend-0004"))
     await adapter.aclose()
     assert type(raised.value) is kind
     assert (raised.value.reason_code, raised.value.retryable) == (reason, retryable)
     assert len(seen) == 1  # never resent, never redirected
+    assert seen[0].headers["authorization"] == "Bearer t0ken"
 
 
 async def test_a_refused_connection_on_the_network_is_retryable(tmp_path: Path) -> None:
@@ -244,6 +245,8 @@ async def test_a_status_answer_that_does_not_verify_or_answers_another_reference
         assert raised.value.reason_code == "payments.provider.invalid_response"
     with pytest.raises(ValueError, match="reference"):
         await adapter.status("../../etc")
+    with pytest.raises(ValueError, match="reference"):
+        await adapter.status("stipend-0006\n")
 
 
 @pytest.mark.parametrize(
@@ -260,6 +263,8 @@ async def test_a_status_answer_that_does_not_verify_or_answers_another_reference
         {"max_bulk": "many"},
         {"timeout": "0"},
         {"jwks_url": "file:///etc/passwd"},
+        {"access_token": "abc\r\nX-Injected: 1"},
+        {"access_token": "abc\n"},
     ],
 )
 def test_an_unusable_configuration_is_refused(tmp_path: Path, changes: dict[str, str]) -> None:
