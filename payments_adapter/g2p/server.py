@@ -598,8 +598,9 @@ async def _record(server: DisburseServer, row: G2pItemRow, answer: ProviderStatu
             .values(
                 status=status,
                 reason_code=code,
-                reason_message=text,
-                provider_reference=reference,
+                # A provider's words can be long: kept to the column, never a failed update.
+                reason_message=text[:999] if text is not None else None,
+                provider_reference=reference[:200] if reference is not None else None,
                 updated_at=server.clock(),
             )
         )

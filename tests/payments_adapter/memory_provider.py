@@ -67,7 +67,10 @@ class MemoryProvider(PaymentProvider):
                 ProviderState.REJECTED, "payments.account.blocked", message="closed", at=now
             )
         if account.startswith("poor"):
-            return ProviderStatus(ProviderState.REJECTED, "payments.payer.insufficient_funds", at=now)
+            # A provider may explain at length.
+            return ProviderStatus(
+                ProviderState.REJECTED, "payments.payer.insufficient_funds", message="x" * 5000, at=now
+            )
         if account.startswith("slow"):
             return ProviderStatus(ProviderState.ACCEPTED, at=now)
         self.credited[instruction.idempotency_key] = instruction.amount
