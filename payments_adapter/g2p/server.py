@@ -104,6 +104,7 @@ _POLL_DELAYS: Final = (
 )
 _LEASE: Final = timedelta(minutes=2)
 _SEND_TIMEOUT: Final = 15.0
+_SYSTEM_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
 _REFERENCE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,98}$")
 _PENDING: Final = "PDNG"
 _FINAL_REASONS: Final[Mapping[ProviderState, str]] = {
@@ -130,6 +131,12 @@ class G2pSender:
     callback_url: str
     payer_fas: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        if not _SYSTEM_ID.fullmatch(self.sender_id):
+            raise ValueError(f"sender id {self.sender_id!r} is 1 to 100 letters, digits and ._:/-")
+        if httpx.URL(self.callback_url).scheme not in ("http", "https"):
+            raise ValueError(f"the callback URL of {self.sender_id} is an http(s) URL")
+
 
 def load_senders(path: Path) -> dict[str, G2pSender]:
     """Senders from a JSON file ``[{"sender_id", "jwks", "callback_url", "payer_fas"}]``; ``ValueError``
@@ -147,9 +154,12 @@ def load_senders(path: Path) -> dict[str, G2pSender]:
             for key, kind in (("sender_id", str), ("jwks", dict), ("callback_url", str), ("payer_fas", list))
         ):
             raise ValueError(f"{path}: each sender has sender_id, jwks, callback_url and payer_fas")
-        senders[entry["sender_id"]] = G2pSender(
-            entry["sender_id"], entry["jwks"], entry["callback_url"], tuple(map(str, entry["payer_fas"]))
-        )
+        try:
+            senders[entry["sender_id"]] = G2pSender(
+                entry["sender_id"], entry["jwks"], entry["callback_url"], tuple(map(str, entry["payer_fas"]))
+            )
+        except (ValueError, httpx.InvalidURL) as error:
+            raise ValueError(f"{path}: {error}") from None
     return senders
 
 

@@ -513,6 +513,8 @@ async def test_concurrent_requests_with_one_reference_pay_it_once(
         ("{}", "is a JSON array"),
         ('[{"sender_id": "s"}]', "each sender has"),
         ('[{"sender_id": "s", "jwks": [], "callback_url": "https://x", "payer_fas": []}]', "each sender has"),
+        ('[{"sender_id": "s s", "jwks": {}, "callback_url": "https://x", "payer_fas": []}]', "sender id"),
+        ('[{"sender_id": "s", "jwks": {}, "callback_url": "file:///x", "payer_fas": []}]', "http"),
     ],
 )
 def test_an_unusable_senders_file_is_refused(tmp_path: Path, content: str, problem: str) -> None:
