@@ -27,7 +27,7 @@ REQUIREMENTS = [f"PAY-{number:03d}" for number in range(1, 8)]
 
 def _options(target: PaymentsTarget, callback_timeout: float = 5.0) -> RunOptions:
     return RunOptions(
-        max_examples=3, seed=7, timeout=10.0, callback_timeout=callback_timeout, payments=target.options
+        max_examples=2, seed=7, timeout=10.0, callback_timeout=callback_timeout, payments=target.options
     )
 
 
@@ -61,7 +61,11 @@ def test_the_profile_covers_its_catalogue_exactly() -> None:
 
 async def test_our_provider_passes_beside_the_platform_profile(tmp_path: Path, database_url: str) -> None:
     target = await payments_target(tmp_path / "var", callback_port=free_port(), database_url=database_url)
-    report = await _run(target.app, _options(target), ("platform", "payments-provider"))
+    # The platform profile's generated requests test HTTP handling, not storage: once, on SQLite, is enough.
+    profiles = (
+        ("platform", "payments-provider") if database_url.startswith("sqlite") else ("payments-provider",)
+    )
+    report = await _run(target.app, _options(target), profiles)
     assert _why(report) == []
     payments = {r.id: r.status for r in report.results if r.profile == "payments-provider"}
     assert payments == dict.fromkeys(REQUIREMENTS, Status.PASS)
@@ -86,8 +90,10 @@ async def test_a_broken_provider_fails_what_it_breaks(
 ) -> None:
     breakage(monkeypatch)
     target = await payments_target(tmp_path / "var", callback_port=free_port())
-    # Our server delivers within a few dispatcher rounds of 50 ms; a short wait keeps missing callbacks cheap.
-    report = await _run(target.app, _options(target, callback_timeout=0.6))
+    # Callbacks that never come are waited for briefly; those that come are waited for as long as usual, so
+    # a loaded machine cannot turn a slow callback into a failure of another requirement.
+    waiting = 0.5 if breakage is broken_payments.callback_never_sent else 5.0
+    report = await _run(target.app, _options(target, callback_timeout=waiting))
     assert _failed(report) == broken
     assert report.verdict == "fail"
 
