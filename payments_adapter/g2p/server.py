@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi import egress, outbox
+from dpi.blocks import BlockContext
 from dpi.contract import Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyStore, SigningKey
@@ -186,6 +187,28 @@ class DisburseServer:
                     if kid in self._by_kid and self._by_kid[kid][0] is not sender:
                         raise ValueError(f"two senders publish a key with kid {kid!r}")
                     self._by_kid[kid] = (sender, jwk)
+
+    @classmethod
+    def for_block(
+        cls,
+        context: BlockContext,
+        *,
+        provider: PaymentProvider,
+        senders: Mapping[str, G2pSender],
+        system_id: str,
+    ) -> DisburseServer:
+        """The server of a block mounted by the kernel: its database, keys and egress setting.
+
+        In the payments block: ``server = DisburseServer.for_block(context, ...)``, then ``routes(server)``
+        among its routes and ``running(server)`` in its lifespan."""
+        return cls(
+            provider,
+            senders,
+            context.sessions,
+            context.keys,
+            system_id,
+            allow_private_networks=context.settings.allow_private_callbacks,
+        )
 
     def key(self) -> SigningKey:
         return self.keys.active()

@@ -158,13 +158,8 @@ def g2p_block(
     (None: the test drives the dispatcher)."""
 
     def build(context: BlockContext) -> Sequence[Any]:
-        holder["server"] = DisburseServer(
-            provider,
-            senders,
-            context.sessions,
-            context.keys,
-            SYSTEM_ID,
-            allow_private_networks=context.settings.allow_private_callbacks,
+        holder["server"] = DisburseServer.for_block(
+            context, provider=provider, senders=senders, system_id=SYSTEM_ID
         )
         return routes(holder["server"])
 
