@@ -19,6 +19,7 @@ from rich.console import Console
 
 import standards
 from conformance_tests.dci_sender import DciOptions, load_event_request
+from conformance_tests.payments_provider import PaymentsOptions
 from conformance_tests.registry import UnknownProfile, known_profiles
 from conformance_tests.relying_party import OidcOptions, load_client
 from conformance_tests.reports import print_summary, write_reports
@@ -188,6 +189,35 @@ def list_profiles() -> None:
     help="registry-dci: JSON file of one request (method, path, headers, body) that makes the registry "
     "emit an event, sent after the suite subscribed.",
 )
+@click.option("--pay-sender-id", help="payments-provider: the sender id the suite is registered under.")
+@click.option(
+    "--pay-sender-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="payments-provider: PEM private key the suite signs envelopes with (its public keys, printed by "
+    "`dpi conformance sender-jwks`, are registered for the sender).",
+)
+@click.option("--pay-receiver-id", help="payments-provider: the provider's id, the receiver_id of requests.")
+@click.option("--pay-payer-fa", help="payments-provider: the account@provider the suite pays from.")
+@click.option("--pay-payee-fa", help="payments-provider: a payable account@provider the suite pays to.")
+@click.option(
+    "--pay-currency", default="XOF", show_default=True, help="payments-provider: the currency paid."
+)
+@click.option(
+    "--pay-amount", default="100.00", show_default=True, help="payments-provider: the amount of each payment."
+)
+@click.option(
+    "--pay-base",
+    default="/payments/g2p",
+    show_default=True,
+    help="payments-provider: the path of the provider's G2P Connect disburse API.",
+)
+@click.option(
+    "--pay-callback-listen",
+    default="127.0.0.1:8792",
+    show_default=True,
+    help="payments-provider: HOST:PORT where the suite receives on-disburse and on-status callbacks (the "
+    "sender's registered callback URL must reach it).",
+)
 def run(
     target: str,
     profile_names: tuple[str, ...],
@@ -212,6 +242,15 @@ def run(
     dci_purpose: str,
     dci_callback_listen: str,
     dci_event_request: Path | None,
+    pay_sender_id: str | None,
+    pay_sender_key: Path | None,
+    pay_receiver_id: str | None,
+    pay_payer_fa: str | None,
+    pay_payee_fa: str | None,
+    pay_currency: str,
+    pay_amount: str,
+    pay_base: str,
+    pay_callback_listen: str,
 ) -> None:
     """Run PROFILEs against TARGET and write the terminal, JUnit, JSON, HTML and signed reports.
 
@@ -240,6 +279,17 @@ def run(
             dci_callback_listen,
             dci_event_request,
         )
+        payments = _payments_options(
+            pay_sender_id,
+            pay_sender_key,
+            pay_receiver_id,
+            pay_payer_fa,
+            pay_payee_fa,
+            pay_currency,
+            pay_amount,
+            pay_base,
+            pay_callback_listen,
+        )
     except ValueError as error:  # BaselineError is a ValueError
         raise _UsageProblem(str(error)) from None
     _prepare_report_dir(report_dir)
@@ -251,6 +301,7 @@ def run(
         callback_timeout=callback_timeout,
         oidc=oidc,
         dci=dci,
+        payments=payments,
     )
     try:
         report = asyncio.run(run_conformance(base_url, profile_names, options=options, baseline=accepted))
@@ -322,6 +373,41 @@ def _dci_options(
         callback_host=host,
         callback_port=port,
         event=load_event_request(event) if event is not None else None,
+    )
+
+
+def _payments_options(
+    sender_id: str | None,
+    key: Path | None,
+    receiver_id: str | None,
+    payer_fa: str | None,
+    payee_fa: str | None,
+    currency: str,
+    amount: str,
+    base: str,
+    listen: str,
+) -> PaymentsOptions | None:
+    """The payments-provider options, or None when no sender is named; ``ValueError`` for unusable ones."""
+    if sender_id is None:
+        return None
+    if key is None or not receiver_id or not payer_fa or not payee_fa:
+        raise ValueError(
+            "--pay-sender-id needs --pay-sender-key, --pay-receiver-id, --pay-payer-fa and --pay-payee-fa"
+        )
+    if not base.startswith("/"):
+        raise ValueError(f"--pay-base is a path starting with /, got {base!r}")
+    host, port = _listen_address("--pay-callback-listen", listen)
+    return PaymentsOptions(
+        sender_id=sender_id,
+        key=load_signing_key(key),
+        receiver_id=receiver_id,
+        payer_fa=payer_fa,
+        payee_fa=payee_fa,
+        currency=currency,
+        amount=amount,
+        base=base,
+        callback_host=host,
+        callback_port=port,
     )
 
 

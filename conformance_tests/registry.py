@@ -16,6 +16,7 @@ _BUILT_IN_MODULES = (
     "conformance_tests.profiles.consent",
     "conformance_tests.profiles.identity_oidc",
     "conformance_tests.profiles.registry_dci",
+    "conformance_tests.payments_provider.profile",
 )
 _PROFILES: dict[str, Profile] = {}
 

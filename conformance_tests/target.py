@@ -27,6 +27,7 @@ import httpx
 
 from conformance_tests.dci_sender import DciOptions
 from conformance_tests.model import Evidence
+from conformance_tests.payments_provider.sender import PaymentsOptions
 from conformance_tests.relying_party import OidcOptions
 from conformance_tests.tokens import TokenMinter
 
@@ -65,7 +66,8 @@ class RunOptions:
     ``tokens`` issues the access tokens profiles with authorised APIs need (the target trusts its JWKS);
     ``callback_timeout`` bounds the wait for asynchronous messages (notifications, callbacks);
     ``oidc`` holds the client registrations and the test person an OpenID provider is tested with;
-    ``dci`` the suite's DCI sender registration and the registry it tests.
+    ``dci`` the suite's DCI sender registration and the registry it tests; ``payments`` the suite's G2P
+    Connect sender registration and the accounts it pays between.
     """
 
     max_examples: int = 25
@@ -76,6 +78,7 @@ class RunOptions:
     callback_timeout: float = 20.0
     oidc: OidcOptions | None = None
     dci: DciOptions | None = None
+    payments: PaymentsOptions | None = None
 
     def __post_init__(self) -> None:
         if self.max_examples < 1:

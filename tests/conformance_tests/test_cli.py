@@ -48,7 +48,7 @@ def test_the_kernel_cli_attaches_the_group() -> None:
     [
         (
             ["--target", "http://127.0.0.1:9", "--profile", "nope"],
-            "unknown profile 'nope'; known profiles: consent, identity-oidc, platform",
+            "unknown profile 'nope'; known profiles: consent, identity-oidc, payments-provider, platform",
         ),
         (["--target", "ftp://example.org"], "must be an absolute http:// or https:// URL"),
         (["--target", "not a url"], "must be an absolute http:// or https:// URL"),

@@ -133,7 +133,13 @@ def test_requirement_catalogue_holds_exactly_the_platform_requirements() -> None
 
 
 def test_requirement_ids_are_unique_and_prefixed_by_profile() -> None:
-    prefixes = {"platform": "PLT-", "consent": "CNS-", "identity-oidc": "IDN-", "registry-dci": "RDC-"}
+    prefixes = {
+        "platform": "PLT-",
+        "consent": "CNS-",
+        "identity-oidc": "IDN-",
+        "registry-dci": "RDC-",
+        "payments-provider": "PAY-",
+    }
     catalogue = requirements()
     assert len({r.id for r in catalogue}) == len(catalogue)
     for requirement in catalogue:
