@@ -209,7 +209,8 @@ def parse_batch_file(content: bytes, file_format: str) -> tuple[list[BatchLine],
 class BatchReceipt:
     """What an upload made: the batch, how many items it holds, and every line it refused."""
 
-    batch_id: str
+    batch_id: str | None
+    """None when no line was new (nothing was stored)."""
     accepted: int
     problems: tuple[LineProblem, ...]
 
@@ -350,8 +351,11 @@ class DisbursementService:
             elif existing != name:
                 raise DisbursementError("payments.programme.conflict", f"programme {programme_id} exists")
 
-    async def create_cycle(self, programme_id: str, cycle_id: str, cutoff_at: datetime) -> None:
-        """Open a cycle of a programme; beneficiary accounts are read as of ``cutoff_at``."""
+    async def create_cycle(
+        self, programme_id: str, cycle_id: str, cutoff_at: datetime, *, keep_existing: bool = False
+    ) -> None:
+        """Open a cycle of a programme; beneficiary accounts are read as of ``cutoff_at``. An existing
+        cycle with another cut-off is a conflict, unless ``keep_existing`` (then it stays as it is)."""
         if not _CODE_PATTERN.match(cycle_id) or cutoff_at.tzinfo is None:
             raise DisbursementError("payments.line.invalid", "a cycle needs a code and a cut-off with a zone")
         async with self.engine.begin() as connection:
@@ -377,7 +381,7 @@ class DisbursementService:
                         created_at=self.clock(),
                     )
                 )
-            elif existing.replace(tzinfo=existing.tzinfo or UTC) != cutoff_at:
+            elif not keep_existing and existing.replace(tzinfo=existing.tzinfo or UTC) != cutoff_at:
                 raise DisbursementError(
                     "payments.cycle.conflict", f"cycle {cycle_id} exists with another cut-off"
                 )
@@ -467,7 +471,33 @@ class DisbursementService:
                 if len(chunk) >= _UPLOAD_CHUNK:
                     accepted += await flush()
             accepted += await flush()
-        return BatchReceipt(batch_id, accepted, tuple(sorted(found, key=lambda problem: problem.line)))
+            if not accepted:
+                # Every line was refused: keep no empty batch behind, the report says it all.
+                await connection.execute(batches.delete().where(batches.c.batch_id == batch_id))
+        return BatchReceipt(
+            batch_id if accepted else None, accepted, tuple(sorted(found, key=lambda problem: problem.line))
+        )
+
+    async def open_batches(self, programme_id: str, cycle_id: str, provider: str) -> list[str]:
+        """Batches of a cycle for a provider with items still pending, to send or to settle, oldest first."""
+        busy = [
+            state.value
+            for state in (ItemState.PENDING, ItemState.READY, ItemState.SUBMITTING, ItemState.UNKNOWN)
+        ]
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(batches.c.batch_id)
+                .where(
+                    batches.c.programme_id == programme_id,
+                    batches.c.cycle_id == cycle_id,
+                    batches.c.provider == provider,
+                    select(items.c.item_id)
+                    .where(items.c.batch_id == batches.c.batch_id, items.c.state.in_(busy))
+                    .exists(),
+                )
+                .order_by(batches.c.created_at)
+            )
+            return list(rows.scalars())
 
     async def batch(self, batch_id: str) -> Mapping[str, Any]:
         async with self.engine.connect() as connection:
