@@ -78,7 +78,7 @@ def provider_configs(settings: Settings, path: Path | None = None) -> dict[str, 
 
 
 def load_provider(name: str, settings: Settings, path: Path | None = None) -> PaymentProvider:
-    """Build the provider ``name`` from its configuration through its ``dpi.payment_providers`` entry point."""
+    """Build the provider ``name`` from its configuration, through its ``dpi.payment_providers`` factory."""
     configs = provider_configs(settings, path)
     if name not in configs:
         raise ProviderConfigError(

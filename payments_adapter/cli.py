@@ -241,3 +241,72 @@ def status_command(batch_id: str, as_json: bool) -> None:
         click.echo(json.dumps(_status_document(status)))
     else:
         Console().print(_summary(status))
+
+
+@payments_group.command("reconcile")
+@click.argument("batch_id")
+@click.option("--provider", "provider_name", required=True, help="The provider that paid the batch.")
+@_providers_option
+@click.option(
+    "--statement",
+    "statement_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The provider's statement (default: fetched from a provider that can give one).",
+)
+@click.option("--statement-format", help="Format of --statement (default: the provider's first).")
+@click.option("--json", "as_json", is_flag=True)
+def reconcile_command(
+    batch_id: str,
+    provider_name: str,
+    providers_file: Path | None,
+    statement_file: Path | None,
+    statement_format: str | None,
+    as_json: bool,
+) -> None:
+    """Match the batch's items, the provider's status and its statement; exit 1 when not balanced."""
+    from payments_adapter.reconciliation import ReconciliationReport, reconcile
+
+    content = statement_file.read_bytes() if statement_file is not None else None
+
+    async def work() -> ReconciliationReport:
+        settings = Settings.from_environment()
+        provider = _provider(settings, provider_name, providers_file)
+        engine = db.create_engine(settings.database)
+        try:
+            formats = provider.capabilities.statement_formats
+            chosen = statement_format or (formats[0] if formats else "")
+            raw = content
+            if raw is None:
+                fetch = getattr(provider, "statement", None)
+                if fetch is None:
+                    raise DisbursementError(
+                        "payments.operation.not_supported", "give --statement: this provider cannot send one"
+                    )
+                raw = await fetch()
+            entries = provider.parse_statement(raw, chosen)
+            return await reconcile(engine, batch_id, entries, provider)
+        finally:
+            await provider.aclose()
+            await engine.dispose()
+
+    report = _run(work())
+    document = report.as_document()
+    if as_json:
+        click.echo(json.dumps(document))
+    else:
+        for name in ("balanced", "matched"):
+            click.echo(f"{name:<24}{document[name]}")
+        for name in (
+            "missing_from_statement",
+            "not_instructed",
+            "amount_mismatches",
+            "duplicates",
+            "reversals",
+            "returns",
+            "state_mismatches",
+        ):
+            click.echo(f"{name:<24}{len(document[name])}")
+        for name, values in document["sums"].items():
+            click.echo(f"{name:<24}{', '.join(f'{amount} {c}' for c, amount in values.items())}")
+    if not report.balanced:
+        sys.exit(1)
