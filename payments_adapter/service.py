@@ -526,6 +526,8 @@ class DisbursementService:
                     )
                 )
             ).scalar_one()
+        # SQLite hands back naive datetimes; every time here is UTC.
+        cutoff = cutoff if cutoff.tzinfo is not None else cutoff.replace(tzinfo=UTC)
         capabilities = provider.capabilities
         resolutions: dict[FinancialAddress, tuple[str | None, str | None]] = {}
         limiter = asyncio.Semaphore(_RESOLVE_CONCURRENCY)
