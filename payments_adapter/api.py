@@ -33,7 +33,7 @@ from payments_adapter.service import (
     BatchLine,
     DisbursementError,
     LineProblem,
-    _line_from_fields,
+    batch_line,
 )
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def build_routes(runtime: PaymentsRuntime) -> list[HTTPRouteHandler]:
         lines: list[BatchLine] = []
         problems: list[LineProblem] = []
         for number, fields in enumerate(body["items"], start=1):
-            parsed = _line_from_fields(number, fields)
+            parsed = batch_line(number, fields)
             if isinstance(parsed, LineProblem):
                 problems.append(parsed)
             else:

@@ -62,6 +62,7 @@ __all__ = [
     "DisbursementService",
     "LineProblem",
     "PreflightReport",
+    "batch_line",
     "money_from_minor",
     "move",
     "names_match",
@@ -131,7 +132,10 @@ class LineProblem:
         return document
 
 
-def _line_from_fields(number: int, fields: Mapping[str, Any]) -> BatchLine | LineProblem:
+def batch_line(number: int, fields: Mapping[str, Any]) -> BatchLine | LineProblem:
+    """One entitlement from its fields (an upload's row, an API item, a G2P Connect ``disburse``
+    instruction mapped to these names), or the problem that keeps it out of the batch."""
+
     def text(name: str) -> str:
         value = fields.get(name)
         return value.strip() if isinstance(value, str) else ""
@@ -200,7 +204,7 @@ def parse_batch_file(content: bytes, file_format: str) -> tuple[list[BatchLine],
     lines: list[BatchLine] = []
     problems: list[LineProblem] = []
     for number, row in enumerate(rows, start=1):
-        parsed = _line_from_fields(number, row)
+        parsed = batch_line(number, row)
         (problems if isinstance(parsed, LineProblem) else lines).append(parsed)  # type: ignore[arg-type]
     return lines, problems
 

@@ -175,11 +175,15 @@ async def test_a_batch_is_uploaded_checked_paid_followed_and_reconciled(
     assert report.json()["balanced"] is True
     assert report.json()["sums"]["recorded_paid"] == {"XOF": "300000"}
 
-    engine, keys = app.runtime.engine, app.runtime.keys
-    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as webhook_client:
-        delivered, failed = await dispatch_once(
-            engine, db.session_factory(engine), keys.active(), webhook_client, allow_private_networks=True
-        )
+    # The app's own pool lives in the test client's loop: the dispatcher here gets an engine of its own.
+    engine, keys = db.create_engine(app.runtime.settings.database), app.runtime.keys
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as webhook_client:
+            delivered, failed = await dispatch_once(
+                engine, db.session_factory(engine), keys.active(), webhook_client, allow_private_networks=True
+            )
+    finally:
+        await engine.dispose()
     assert (delivered > 0, failed) == (True, 0)
     events = [verify_compact(request.content.decode(), keys.jwks())[1] for request in receiver.requests]
     completed = {k for event in events if event["state"] == "completed" for k in event["idempotency_keys"]}
