@@ -215,7 +215,7 @@ class Disburser:
         )
         async with self.engine.begin() as connection:
             ids = list((await connection.execute(candidates)).scalars())
-            moved = await move(
+            rows = await move(
                 connection,
                 ids,
                 ItemState.READY,
@@ -225,26 +225,16 @@ class Disburser:
                 at=now,
                 batch_id=batch_id,
                 values={"lease_until": lease_until, "attempts": items.c.attempts + 1},
+                returning=(
+                    items.c.financial_address,
+                    items.c.payee_name,
+                    items.c.amount_minor,
+                    items.c.currency,
+                    items.c.attempts,
+                    items.c.lease_until,
+                ),
             )
-            if not moved:
-                return []
-            rows = list(
-                await connection.execute(
-                    select(
-                        items.c.item_id,
-                        items.c.idempotency_key,
-                        items.c.financial_address,
-                        items.c.payee_name,
-                        items.c.amount_minor,
-                        items.c.currency,
-                        items.c.attempts,
-                        items.c.lease_until,
-                    )
-                    .where(items.c.item_id.in_(moved))
-                    .order_by(items.c.item_id)
-                )
-            )
-        return rows
+        return sorted(rows, key=lambda row: row.item_id)
 
     def _instruction(self, row: Any, batch_id: str) -> PaymentInstruction:
         return PaymentInstruction(

@@ -22,7 +22,7 @@ import re
 import unicodedata
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -264,11 +264,13 @@ async def move(
     batch_id: str,
     guard: Any = None,
     values: Mapping[str, Any] | None = None,
-) -> list[int]:
+    returning: Sequence[Any] = (),
+) -> list[Any]:
     """Move items from one state to another in one statement, record each transition, announce it.
 
     Only items still in ``from_state`` (and matching ``guard``) move: a concurrent worker that moved
-    one first wins, and the item is not recorded twice. Returns the ids that moved.
+    one first wins, and the item is not recorded twice. Returns the ids that moved (their rows, with
+    the ``returning`` columns, when some are asked for).
     """
     if to_state not in TRANSITIONS[from_state]:
         raise ValueError(f"an item cannot move from {from_state} to {to_state}")
@@ -281,7 +283,7 @@ async def move(
         update(items)
         .where(condition)
         .values(state=to_state.value, reason_code=reason_code, updated_at=at, **dict(values or {}))
-        .returning(items.c.item_id, items.c.idempotency_key)
+        .returning(items.c.item_id, items.c.idempotency_key, *returning)
     )
     moved = list(await connection.execute(statement))
     if not moved:
@@ -316,7 +318,7 @@ async def move(
             attempts=0,
         )
     )
-    return [row.item_id for row in moved]
+    return [row if returning else row.item_id for row in moved]
 
 
 def _normalised_name(name: str) -> str:
@@ -534,19 +536,23 @@ class DisbursementService:
         cutoff = cutoff if cutoff.tzinfo is not None else cutoff.replace(tzinfo=UTC)
         capabilities = provider.capabilities
         resolutions: dict[FinancialAddress, tuple[str | None, str | None]] = {}
-        limiter = asyncio.Semaphore(_RESOLVE_CONCURRENCY)
 
         async def resolve(address: FinancialAddress) -> None:
-            async with limiter:
-                try:
-                    answer = await provider.resolve(address)
-                except ProviderError as error:
-                    resolutions[address] = ("unchecked:" + error.reason_code, None)
-                    return
-                resolutions[address] = (
-                    None if answer.resolved else answer.reason_code or "payments.address.not_found",
-                    answer.holder_name,
-                )
+            try:
+                answer = await provider.resolve(address)
+            except ProviderError as error:
+                resolutions[address] = ("unchecked:" + error.reason_code, None)
+                return
+            resolutions[address] = (
+                None if answer.resolved else answer.reason_code or "payments.address.not_found",
+                answer.holder_name,
+            )
+
+        async def resolver(pending: Iterator[FinancialAddress]) -> None:
+            # A few workers share one iterator: as concurrent as a task per address, without the
+            # cost of a task for each of a million addresses.
+            for address in pending:
+                await resolve(address)
 
         problems: list[LineProblem] = []
         ready_total = invalid_total = unchecked_total = 0
@@ -587,8 +593,8 @@ class DisbursementService:
                     if row.financial_address is not None
                     else chosen.get(row.beneficiary_id)
                 )
-            pending = {a for a in addresses.values() if a is not None and a not in resolutions}
-            await asyncio.gather(*(resolve(address) for address in pending))
+            pending = iter({a for a in addresses.values() if a is not None and a not in resolutions})
+            await asyncio.gather(*(resolver(pending) for _ in range(_RESOLVE_CONCURRENCY)))
             refused: dict[str, list[int]] = defaultdict(list)
             ready: list[int] = []
             looked_up: list[dict[str, Any]] = []
