@@ -310,3 +310,69 @@ def reconcile_command(
             click.echo(f"{name:<24}{', '.join(f'{amount} {c}' for c, amount in values.items())}")
     if not report.balanced:
         sys.exit(1)
+
+
+@payments_group.command("item")
+@click.argument("idempotency_key")
+def item_command(idempotency_key: str) -> None:
+    """One item (JSON): its state, reason code and every transition."""
+
+    async def work() -> dict[str, Any]:
+        settings = Settings.from_environment()
+        engine = db.create_engine(settings.database)
+        try:
+            return dict(await DisbursementService(engine).item(idempotency_key))
+        finally:
+            await engine.dispose()
+
+    click.echo(json.dumps(_run(work()), default=str))
+
+
+@payments_group.command("review")
+@click.argument("idempotency_key")
+@click.option("--provider", "provider_name", required=True)
+@_providers_option
+@click.option("--retry", is_flag=True, help="Send it again if the provider confirms it never arrived.")
+@click.option("--actor", default="cli", show_default=True)
+def review_command(
+    idempotency_key: str, provider_name: str, providers_file: Path | None, retry: bool, actor: str
+) -> None:
+    """Settle an item in manual review from the provider's answer."""
+
+    async def work() -> ItemState:
+        settings = Settings.from_environment()
+        provider = _provider(settings, provider_name, providers_file)
+        engine = db.create_engine(settings.database)
+        try:
+            return await DisbursementService(engine).settle_review(
+                provider, idempotency_key, actor=actor, retry=retry
+            )
+        finally:
+            await provider.aclose()
+            await engine.dispose()
+
+    click.echo(_run(work()).value)
+
+
+@payments_group.command("reverse")
+@click.argument("idempotency_key")
+@click.option("--provider", "provider_name", required=True)
+@_providers_option
+@click.option("--reason", required=True, help="Why the payment is taken back (kept with the provider).")
+@click.option("--actor", default="cli", show_default=True)
+def reverse_command(
+    idempotency_key: str, provider_name: str, providers_file: Path | None, reason: str, actor: str
+) -> None:
+    """Take back a completed payment through the provider."""
+
+    async def work() -> ItemState:
+        settings = Settings.from_environment()
+        provider = _provider(settings, provider_name, providers_file)
+        engine = db.create_engine(settings.database)
+        try:
+            return await DisbursementService(engine).reverse(provider, idempotency_key, reason, actor=actor)
+        finally:
+            await provider.aclose()
+            await engine.dispose()
+
+    click.echo(_run(work()).value)

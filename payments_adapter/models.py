@@ -159,7 +159,19 @@ TRANSITIONS: Final[Mapping[ItemState, frozenset[ItemState]]] = MappingProxyType(
         _S.PENDING: frozenset({_S.READY, _S.INVALID, _S.CANCELLED}),
         _S.READY: frozenset({_S.SUBMITTING, _S.CANCELLED}),
         _S.SUBMITTING: frozenset(
-            {_S.ACCEPTED, _S.COMPLETED, _S.REJECTED, _S.UNKNOWN, _S.READY, _S.FAILED, _S.MANUAL_REVIEW}
+            {
+                _S.ACCEPTED,
+                _S.COMPLETED,
+                _S.REJECTED,
+                _S.UNKNOWN,
+                _S.READY,
+                _S.FAILED,
+                _S.MANUAL_REVIEW,
+                # A provider may answer a submission with what already became of the payment.
+                _S.CANCELLED,
+                _S.REVERSED,
+                _S.RETURNED,
+            }
         ),
         _S.UNKNOWN: frozenset(
             {

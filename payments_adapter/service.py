@@ -746,6 +746,47 @@ class DisbursementService:
                 )
         return total
 
+    async def settle_review(
+        self, provider: PaymentProvider, idempotency_key: str, *, actor: str, retry: bool = False
+    ) -> ItemState:
+        """Settle an item in MANUAL_REVIEW from what the provider now says (a status query, where it has
+        one); ``retry`` sends it again only when the provider confirms it never received it (or, for a
+        provider that cannot be asked, when an operator checked with it out of band)."""
+        item = await self.item(idempotency_key)
+        if item["state"] != ItemState.MANUAL_REVIEW.value:
+            raise DisbursementError("payments.item.invalid_state", f"a {item['state']} item is not in review")
+        target: ItemState | None = None
+        reason: str | None = None
+        if provider.capabilities.status_query:
+            answer = await provider.status(idempotency_key)
+            reason = answer.reason_code
+            target = {
+                "completed": ItemState.COMPLETED,
+                "rejected": ItemState.REJECTED,
+                "cancelled": ItemState.CANCELLED,
+                "not_found": ItemState.READY if retry else None,
+            }.get(answer.state.value)
+        elif retry:
+            target = ItemState.READY
+        if target is None:
+            raise DisbursementError(
+                "payments.outcome.unknown", "the provider's answer does not settle this item yet"
+            )
+        now = self.clock()
+        async with self.engine.begin() as connection:
+            await move(
+                connection,
+                [item["item_id"]],
+                ItemState.MANUAL_REVIEW,
+                target,
+                reason_code=reason,
+                actor=actor,
+                at=now,
+                batch_id=item["batch_id"],
+                values={"next_attempt_at": now} if target is ItemState.READY else None,
+            )
+        return target
+
     async def reverse(
         self, provider: PaymentProvider, idempotency_key: str, reason: str, *, actor: str
     ) -> ItemState:

@@ -235,3 +235,37 @@ async def test_unknown_cycle_is_refused(service: DisbursementService) -> None:
     with pytest.raises(DisbursementError) as refused:
         await service.create_batch("youth-stipend", "2099-01", "wallet1", [], actor="op")
     assert refused.value.reason_code == "payments.cycle.not_found"
+
+
+async def test_manual_review_is_settled_from_the_provider_and_a_reversal_reconciles(
+    service: DisbursementService, engine: AsyncEngine, ledger_url: str
+) -> None:
+    blind = _SingleFlight("wallet1", create_provider("wallet1", {"database_url": ledger_url}).settings)
+    sandbox = create_provider("wallet1", {"database_url": ledger_url})
+    try:
+        batch_id = await _upload(service, [f"B{n},070{n}@wallet1,100,XOF,m1," for n in range(4)])
+        await service.preflight(batch_id, blind)
+        await Disburser(engine, blind, retry=_FAST).run(batch_id)
+        key = idempotency_key("youth-stipend", "2026-11", "B3", "m1")
+        assert (await service.item(key))["state"] == "manual_review"
+        with pytest.raises(DisbursementError):
+            await service.settle_review(blind, key, actor="supervisor")
+        assert await service.settle_review(sandbox, key, actor="supervisor") is ItemState.COMPLETED
+
+        paid = idempotency_key("youth-stipend", "2026-11", "B0", "m1")
+        assert await service.reverse(sandbox, paid, "paid in error", actor="supervisor") is ItemState.REVERSED
+        with pytest.raises(DisbursementError) as refused:
+            await service.reverse(sandbox, paid, "again", actor="supervisor")
+        assert refused.value.reason_code == "payments.item.invalid_state"
+        from payments_adapter.reconciliation import reconcile
+        from payments_adapter.sandbox import STATEMENT_FORMAT
+
+        report = await reconcile(
+            engine, batch_id, sandbox.parse_statement(await sandbox.statement(), STATEMENT_FORMAT), sandbox
+        )
+        assert report.balanced, report.as_document()
+        assert report.reversals == [paid]
+        assert report.as_document()["sums"]["statement_taken_back"] == {"XOF": "100"}
+    finally:
+        await blind.aclose()
+        await sandbox.aclose()
