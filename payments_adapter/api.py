@@ -17,6 +17,7 @@ a fixed order: path parameters, the body (415, 400, 422), the token (401), its s
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -34,6 +35,7 @@ from payments_adapter.service import (
     DisbursementError,
     LineProblem,
     batch_line,
+    money_from_minor,
 )
 
 if TYPE_CHECKING:
@@ -120,8 +122,6 @@ def build_routes(runtime: PaymentsRuntime) -> list[HTTPRouteHandler]:
         programme_id = _path(request, _PROGRAMME_ID)
         body = await read_json(request, "payments-cycle-input@1.0.0")
         await authenticate(request, SCOPE_ADMIN)
-        from datetime import datetime
-
         try:
             cutoff = datetime.fromisoformat(body["cutoff_at"])
         except ValueError:
@@ -275,8 +275,6 @@ def build_routes(runtime: PaymentsRuntime) -> list[HTTPRouteHandler]:
             found = await service.item(key)
         except DisbursementError as error:
             raise _refusal(error) from None
-        from payments_adapter.service import money_from_minor
-
         return {
             "idempotency_key": found["idempotency_key"],
             "batch_id": found["batch_id"],
@@ -382,8 +380,5 @@ def build_routes(runtime: PaymentsRuntime) -> list[HTTPRouteHandler]:
     ]
 
 
-def _timestamp(moment: Any) -> str:
-    from datetime import UTC, datetime
-
-    assert isinstance(moment, datetime)
+def _timestamp(moment: datetime) -> str:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()

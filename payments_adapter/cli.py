@@ -42,6 +42,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
+    # Imported here: the block module builds the block with this module's group.
     from payments_adapter.block import ProviderConfigError
     from payments_adapter.sandbox import SandboxConfigError
 

@@ -20,6 +20,7 @@ from dpi.settings import Settings
 from dpi.signing import verify_compact
 from payments_adapter.block import payments_block
 from payments_adapter.engine import RetryPolicy
+from payments_adapter.keys import idempotency_key
 from payments_adapter.webhooks import dispatch_once
 from tests.consent.conftest import TokenIssuer
 
@@ -158,8 +159,6 @@ async def test_a_batch_is_uploaded_checked_paid_followed_and_reconciled(
         await asyncio.sleep(0.05)
     assert status["counts"] == {"completed": 20, "invalid": 1}
     assert status["sums"] == {"XOF": {"completed": "300000", "invalid": "15000"}}
-
-    from payments_adapter.keys import idempotency_key
 
     key = idempotency_key("youth-stipend", "2026-11", "B1", "stipend")
     item = await http.get(f"/payments/v1/items/{key}", headers=issuer.headers("auditor", *READ))

@@ -22,8 +22,9 @@ from payments_adapter.contract import (
 from payments_adapter.engine import Disburser, RetryPolicy
 from payments_adapter.keys import idempotency_key
 from payments_adapter.models import ItemState, items, transitions
-from payments_adapter.sandbox import SandboxProvider, create_provider
-from payments_adapter.service import DisbursementError, DisbursementService, parse_batch_file
+from payments_adapter.reconciliation import reconcile
+from payments_adapter.sandbox import STATEMENT_FORMAT, SandboxProvider, create_provider
+from payments_adapter.service import DisbursementError, DisbursementService, move, parse_batch_file
 
 _FAST = RetryPolicy(max_attempts=3, base=timedelta(milliseconds=1), cap=timedelta(milliseconds=5))
 _HEADER = "beneficiary_id,financial_address,amount,currency,entitlement,payee_name\n"
@@ -215,8 +216,6 @@ async def test_single_flight_providers_send_manual_review_on_unknown(
 
 
 async def test_moves_outside_the_transition_table_are_refused(engine: AsyncEngine) -> None:
-    from payments_adapter.service import move
-
     async with engine.begin() as connection:
         with pytest.raises(ValueError, match="cannot move"):
             await move(
@@ -257,9 +256,6 @@ async def test_manual_review_is_settled_from_the_provider_and_a_reversal_reconci
         with pytest.raises(DisbursementError) as refused:
             await service.reverse(sandbox, paid, "again", actor="supervisor")
         assert refused.value.reason_code == "payments.item.invalid_state"
-        from payments_adapter.reconciliation import reconcile
-        from payments_adapter.sandbox import STATEMENT_FORMAT
-
         report = await reconcile(
             engine, batch_id, sandbox.parse_statement(await sandbox.statement(), STATEMENT_FORMAT), sandbox
         )
