@@ -46,7 +46,7 @@ def _command(batch_file: Path) -> list[str]:
         "--provider",
         "wallet1",
         "--chunk-size",
-        "2000",
+        "1000",
         "--lease-seconds",
         "1",
         "--retry-base-ms",
