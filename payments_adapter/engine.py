@@ -113,6 +113,7 @@ class Disburser:
         self.clock = clock
         self._limiter = asyncio.Semaphore(status_concurrency)
         self._random = random.Random(seed)
+        self._cursor: dict[str, int] = {}
         self.progressed = 0
 
     async def run(
@@ -200,14 +201,26 @@ class Disburser:
 
     async def _claim(self, batch_id: str) -> Sequence[Any]:
         """Mark up to a chunk of due READY items SUBMITTING, and commit that, before any call."""
+        claimed = await self._claim_after(batch_id, self._cursor.get(batch_id, 0))
+        if not claimed and self._cursor.get(batch_id, 0):
+            # Items behind the cursor (back from a back-off or a NOT_FOUND) get their turn.
+            claimed = await self._claim_after(batch_id, 0)
+        if claimed:
+            self._cursor[batch_id] = claimed[-1].item_id
+        return claimed
+
+    async def _claim_after(self, batch_id: str, cursor: int) -> Sequence[Any]:
         now = self.clock()
         lease_until = now + self.lease
+        # The cursor keeps each claim from walking again over the items already sent: PostgreSQL may
+        # well read READY items in primary-key order, and without it a batch would cost O(n²).
         candidates = (
             select(items.c.item_id)
             .where(
                 items.c.batch_id == batch_id,
                 items.c.state == ItemState.READY.value,
                 items.c.next_attempt_at <= now,
+                items.c.item_id > cursor,
             )
             .order_by(items.c.item_id)
             .limit(self.chunk_size)
