@@ -23,6 +23,7 @@ __all__ = [
     "isco08_unit_groups",
     "legal_bases",
     "load_vocabulary",
+    "payment_reasons",
     "purpose_codes",
     "reason_code",
     "reason_codes",
@@ -37,6 +38,7 @@ _ENTRIES = {
     "legal-bases": "legal_bases",
     "identifier-types": "identifier_types",
     "isco-08": "unit_groups",
+    "payment-reasons": "payment_reasons",
 }
 
 
@@ -111,3 +113,11 @@ def isco08_unit_groups() -> dict[str, str]:
     """ISCO-08 unit groups: ``{code: English title}``
     (ILO, https://www.ilo.org/public/english/bureau/stat/isco/isco08/)."""
     return {code: entry["title"]["en"] for code, entry in load_vocabulary("isco-08")["unit_groups"].items()}
+
+
+def payment_reasons() -> dict[str, dict[str, Any]]:
+    """The payments block's reason codes mapped to G2P Connect disburse status reason codes, Mojaloop
+    FSPIOP 1.1 error codes (https://docs.mojaloop.io/api/fspiop/v1.1/api-definition.html, section 7.6)
+    and ISO 20022 external code sets (https://www.iso20022.org/, ExternalStatusReason1Code,
+    ExternalReturnReason1Code); ``None`` where a standard has no matching code."""
+    return _entries("payment-reasons")

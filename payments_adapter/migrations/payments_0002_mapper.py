@@ -2,7 +2,7 @@
 shared-address allowances, refused conflicts and cycle freeze windows.
 
 Revision ID: payments_0002
-Revises: (none here; chained after payments_0001 when the block is assembled)
+Revises: payments_0001
 Create Date: 2026-11-23
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "payments_0002"
-down_revision: str | None = None
+down_revision: str | None = "payments_0001"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

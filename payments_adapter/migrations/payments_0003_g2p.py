@@ -2,7 +2,7 @@
 accepted, unique per sender and reference id.
 
 Revision ID: payments_0003
-Revises:
+Revises: payments_0002
 Create Date: 2026-11-23
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "payments_0003"
-down_revision: str | None = None
+down_revision: str | None = "payments_0002"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
