@@ -21,12 +21,18 @@ from typing import Any, Final
 
 import httpx
 
-from dpi.blocks import Block, BlockContext
+from dpi.blocks import Block, BlockContext, ProfileClaim
 from dpi.errors import DpiError
 from dpi.settings import Settings
 from dpi.tokens import JwtTokenVerifier, TokenVerifier
 from payments_adapter.contract import ENTRY_POINT_GROUP, BeneficiaryAccounts, PaymentProvider
 from payments_adapter.engine import Disburser, RetryPolicy
+from payments_adapter.g2p import server as g2p_server
+from payments_adapter.mapper import api as mapper_api
+from payments_adapter.mapper.cli import mapper_group
+from payments_adapter.mapper.service import beneficiary_accounts
+from payments_adapter.mojaloop import MojaloopProvider
+from payments_adapter.mojaloop import routes as fspiop_routes
 from payments_adapter.service import DisbursementService
 from payments_adapter.webhooks import WebhookRegistry, dispatch_once
 
@@ -34,9 +40,11 @@ __all__ = [
     "MIGRATIONS",
     "PROVIDERS_FILE_VARIABLE",
     "VERSION",
+    "G2pOptions",
     "PaymentsRuntime",
     "ProviderConfigError",
     "block",
+    "g2p_options",
     "load_provider",
     "payments_block",
     "provider_configs",
@@ -96,6 +104,45 @@ def provider_configs(settings: Settings, path: Path | None = None) -> dict[str, 
     return configs
 
 
+@dataclass(frozen=True)
+class G2pOptions:
+    """Who may send G2P Connect ``disburse`` requests to this block, and which provider pays them."""
+
+    provider: str
+    senders_file: Path | None
+
+
+def g2p_options(settings: Settings, path: Path | None = None) -> G2pOptions:
+    """The ``[g2p]`` table of the providers file::
+
+        [g2p]
+        provider = "wallet1"             # a provider of [providers.NAME]; default "sandbox"
+        senders = "g2p-senders.json"     # relative to the file; default <var_dir>/payments-g2p-senders.json
+
+    Without a senders file the G2P Connect API is served but refuses every sender
+    (``payments.g2p.sender_unknown``): senders are registered by an operator, never by a request.
+    """
+    file = _providers_file(settings, path)
+    table: dict[str, Any] = {}
+    if file is not None:
+        try:
+            document = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ProviderConfigError(f"payments providers file {file}: {error}") from None
+        found = document.get("g2p", {})
+        if not isinstance(found, dict):
+            raise ProviderConfigError(f"payments providers file {file}: [g2p] is not a table")
+        table = found
+    provider = str(table.get("provider", "sandbox"))
+    if "senders" in table:
+        named = Path(str(table["senders"]))
+        senders: Path | None = named if named.is_absolute() or file is None else file.parent / named
+    else:
+        default = settings.var_dir / "payments-g2p-senders.json"
+        senders = default if default.exists() else None
+    return G2pOptions(provider, senders)
+
+
 def load_provider(name: str, settings: Settings, path: Path | None = None) -> PaymentProvider:
     """Build the provider ``name`` from its configuration, through its ``dpi.payment_providers`` factory."""
     configs = provider_configs(settings, path)
@@ -138,6 +185,7 @@ class PaymentsRuntime:
     interval_seconds: float
     retry: RetryPolicy
     _providers: dict[str, PaymentProvider] = field(default_factory=dict)
+    _g2p: g2p_server.DisburseServer | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def provider(self, name: str) -> PaymentProvider:
@@ -148,6 +196,30 @@ class PaymentsRuntime:
             except (ProviderConfigError, ValueError) as error:
                 raise DpiError("payments.provider.unknown", str(error)) from None
         return self._providers[name]
+
+    def g2p(self) -> g2p_server.DisburseServer:
+        """The G2P Connect disburse API of this app, paying through the provider the ``[g2p]`` table names."""
+        if self._g2p is None:
+            settings = self.context.settings
+            options = g2p_options(settings, self.providers_file)
+            try:
+                senders = g2p_server.load_senders(options.senders_file) if options.senders_file else {}
+            except (OSError, ValueError) as error:
+                raise ProviderConfigError(f"G2P Connect senders file: {error}") from None
+            self._g2p = g2p_server.DisburseServer.for_block(
+                self.context,
+                provider=self.provider(options.provider),
+                senders=senders,
+                system_id=settings.member_id or settings.public_url,
+            )
+        return self._g2p
+
+    def fspiop_providers(self) -> list[MojaloopProvider]:
+        """The configured Mojaloop providers, whose callbacks this app must receive."""
+        configs = provider_configs(self.context.settings, self.providers_file)
+        names = [name for name, config in configs.items() if config.get("factory", name) == "mojaloop"]
+        providers = [self.provider(name) for name in names]
+        return [provider for provider in providers if isinstance(provider, MojaloopProvider)]
 
     def running(self, batch_id: str) -> bool:
         task = self._running.get(batch_id)
@@ -188,6 +260,8 @@ def payments_block(
     from payments_adapter.api import build_routes
     from payments_adapter.cli import payments_group
 
+    payments_group.add_command(mapper_group, "mapper")
+
     runtimes: weakref.WeakKeyDictionary[BlockContext, PaymentsRuntime] = weakref.WeakKeyDictionary()
 
     def runtime_for(context: BlockContext) -> PaymentsRuntime:
@@ -198,7 +272,7 @@ def payments_block(
                 service=DisbursementService(context.engine),
                 verifier=token_verifier(context.settings),
                 webhooks=WebhookRegistry(context.engine),
-                accounts=accounts,
+                accounts=accounts if accounts is not None else beneficiary_accounts(context),
                 providers_file=providers_file,
                 webhook_client=webhook_client,
                 interval_seconds=background_interval_seconds,
@@ -231,7 +305,10 @@ def payments_block(
                         extra={"event": "payments_dispatch_failed", "exception_type": type(error).__name__},
                     )
 
-        async with runtime.webhook_client() as client:
+        async with (
+            runtime.webhook_client() as client,
+            g2p_server.running(runtime.g2p()),
+        ):
             task = asyncio.create_task(deliver(client), name="payments-webhooks")
             try:
                 yield
@@ -241,14 +318,32 @@ def payments_block(
                     await task
                 await runtime.aclose()
 
+    def routes(context: BlockContext) -> list[Any]:
+        runtime = runtime_for(context)
+        handlers: list[Any] = [
+            *build_routes(runtime),
+            *mapper_api.routes(context, verifier=runtime.verifier),
+            *g2p_server.routes(runtime.g2p()),
+        ]
+        handlers.extend(fspiop_routes(provider) for provider in runtime.fspiop_providers())
+        return handlers
+
+    def capabilities(settings: Settings) -> dict[str, Any]:
+        return {
+            **mapper_api.capabilities(),
+            **g2p_server.capabilities_for(settings.member_id or settings.public_url),
+        }
+
     return Block(
         name="payments",
         prefix="/payments",
         version=VERSION,
-        routes=lambda context: build_routes(runtime_for(context)),
+        routes=routes,
         lifespan=lifespan,
         cli=payments_group,
         migrations=MIGRATIONS,
+        profiles=(ProfileClaim("payments-provider", "1.0.0"),),
+        capabilities=capabilities,
     )
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "accept_disburse",
     "accept_status",
     "capabilities_entry",
+    "capabilities_for",
     "dispatch_once",
     "load_senders",
     "routes",
@@ -903,11 +904,16 @@ async def running(
 
 def capabilities_entry(server: DisburseServer) -> dict[str, Any]:
     """What the payments block declares of this API in ``/.well-known/dpi-capabilities``."""
+    return capabilities_for(server.system_id)
+
+
+def capabilities_for(system_id: str) -> dict[str, Any]:
+    """The capabilities entry of a server whose ``receiver_id`` is ``system_id``."""
     return {
         "g2p_disburse": {
             "version": messages.G2P_VERSION,
             "base_url": "/payments/g2p",
-            "receiver_id": server.system_id,
+            "receiver_id": system_id,
             "max_items": messages.MAX_ITEMS,
             "jwks_uri": "/.well-known/jwks.json",
         }

@@ -16,6 +16,7 @@ import standards
 from conformance_tests import RunOptions, RunReport, Status, find_profile, run_conformance
 from conformance_tests.cli import conformance_group
 from dpi.keys import SigningKey
+from payments_adapter.sandbox import create_provider
 from tests.conformance_tests import broken_payments
 from tests.conformance_tests.identity_target import free_port
 from tests.conformance_tests.payments_target import PaymentsTarget, payments_target
@@ -60,7 +61,13 @@ def test_the_profile_covers_its_catalogue_exactly() -> None:
 
 
 async def test_our_provider_passes_beside_the_platform_profile(tmp_path: Path, database_url: str) -> None:
-    target = await payments_target(tmp_path / "var", callback_port=free_port(), database_url=database_url)
+    # The sandbox provider behind our G2P Connect server, its ledger in its own database.
+    sandbox = create_provider(
+        "sandbox", {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"}
+    )
+    target = await payments_target(
+        tmp_path / "var", callback_port=free_port(), provider=sandbox, database_url=database_url
+    )
     # The platform profile's generated requests test HTTP handling, not storage: once, on SQLite, is enough.
     profiles = (
         ("platform", "payments-provider") if database_url.startswith("sqlite") else ("payments-provider",)
@@ -70,6 +77,7 @@ async def test_our_provider_passes_beside_the_platform_profile(tmp_path: Path, d
     payments = {r.id: r.status for r in report.results if r.profile == "payments-provider"}
     assert payments == dict.fromkeys(REQUIREMENTS, Status.PASS)
     assert report.verdict == "pass"
+    await sandbox.aclose()
 
 
 @pytest.mark.parametrize(
