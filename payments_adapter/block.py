@@ -108,7 +108,7 @@ def provider_configs(settings: Settings, path: Path | None = None) -> dict[str, 
 class G2pOptions:
     """Who may send G2P Connect ``disburse`` requests to this block, and which provider pays them."""
 
-    provider: str
+    provider: str | None
     senders_file: Path | None
 
 
@@ -116,11 +116,12 @@ def g2p_options(settings: Settings, path: Path | None = None) -> G2pOptions:
     """The ``[g2p]`` table of the providers file::
 
         [g2p]
-        provider = "wallet1"             # a provider of [providers.NAME]; default "sandbox"
+        provider = "wallet1"             # a provider of [providers.NAME]; default "sandbox" if configured
         senders = "g2p-senders.json"     # relative to the file; default <var_dir>/payments-g2p-senders.json
 
-    Without a senders file the G2P Connect API is served but refuses every sender
-    (``payments.g2p.sender_unknown``): senders are registered by an operator, never by a request.
+    With no provider named and no ``sandbox`` configured, the G2P Connect API is not served. Without a
+    senders file it is served but refuses every sender (``payments.g2p.sender_unknown``): senders are
+    registered by an operator, never by a request.
     """
     file = _providers_file(settings, path)
     table: dict[str, Any] = {}
@@ -133,7 +134,9 @@ def g2p_options(settings: Settings, path: Path | None = None) -> G2pOptions:
         if not isinstance(found, dict):
             raise ProviderConfigError(f"payments providers file {file}: [g2p] is not a table")
         table = found
-    provider = str(table.get("provider", "sandbox"))
+    provider = str(table["provider"]) if "provider" in table else None
+    if provider is None and "sandbox" in provider_configs(settings, path):
+        provider = "sandbox"
     if "senders" in table:
         named = Path(str(table["senders"]))
         senders: Path | None = named if named.is_absolute() or file is None else file.parent / named
@@ -197,11 +200,14 @@ class PaymentsRuntime:
                 raise DpiError("payments.provider.unknown", str(error)) from None
         return self._providers[name]
 
-    def g2p(self) -> g2p_server.DisburseServer:
-        """The G2P Connect disburse API of this app, paying through the provider the ``[g2p]`` table names."""
+    def g2p(self) -> g2p_server.DisburseServer | None:
+        """The G2P Connect disburse API of this app, paying through the provider the ``[g2p]`` table names
+        (None when no provider is named for it)."""
         if self._g2p is None:
             settings = self.context.settings
             options = g2p_options(settings, self.providers_file)
+            if options.provider is None:
+                return None
             try:
                 senders = g2p_server.load_senders(options.senders_file) if options.senders_file else {}
             except (OSError, ValueError) as error:
@@ -305,9 +311,10 @@ def payments_block(
                         extra={"event": "payments_dispatch_failed", "exception_type": type(error).__name__},
                     )
 
+        g2p = runtime.g2p()
         async with (
             runtime.webhook_client() as client,
-            g2p_server.running(runtime.g2p()),
+            g2p_server.running(g2p) if g2p is not None else contextlib.nullcontext(),
         ):
             task = asyncio.create_task(deliver(client), name="payments-webhooks")
             try:
@@ -320,19 +327,18 @@ def payments_block(
 
     def routes(context: BlockContext) -> list[Any]:
         runtime = runtime_for(context)
-        handlers: list[Any] = [
-            *build_routes(runtime),
-            *mapper_api.routes(context, verifier=runtime.verifier),
-            *g2p_server.routes(runtime.g2p()),
-        ]
+        handlers: list[Any] = [*build_routes(runtime), *mapper_api.routes(context, verifier=runtime.verifier)]
+        g2p = runtime.g2p()
+        if g2p is not None:
+            handlers.extend(g2p_server.routes(g2p))
         handlers.extend(fspiop_routes(provider) for provider in runtime.fspiop_providers())
         return handlers
 
     def capabilities(settings: Settings) -> dict[str, Any]:
-        return {
-            **mapper_api.capabilities(),
-            **g2p_server.capabilities_for(settings.member_id or settings.public_url),
-        }
+        entry = mapper_api.capabilities()
+        if g2p_options(settings, providers_file).provider is not None:
+            entry.update(g2p_server.capabilities_for(settings.member_id or settings.public_url))
+        return entry
 
     return Block(
         name="payments",
