@@ -1,6 +1,7 @@
 """The consent block's chapter of the demo story (DESIGN section 8): the agreements under which the
 Ministry of Labour reads a person's name and date of birth from the civil registry to register them as a
-job seeker, and the social protection agency reads job-seeker status to pay the youth employment stipend.
+job seeker, the social protection agency reads job-seeker status to pay the youth employment stipend, and pays
+it into the account each person chose.
 
 Loading is idempotent: an agreement already published with the same content is left as it is; a changed
 one is published as its next version.
@@ -21,6 +22,7 @@ __all__ = ["AGREEMENTS", "load"]
 CIVIL_REGISTRY: Final = "DPI/GOV/MOI/civil-registry"
 JOBSEEKERS: Final = "DPI/GOV/MOL/jobseekers"
 BENEFITS: Final = "DPI/GOV/SPA/benefits"
+WALLET1: Final = "DPI/COM/WALLET1/payments"
 
 AGREEMENTS: Final[tuple[Mapping[str, Any], ...]] = (
     {
@@ -96,6 +98,44 @@ AGREEMENTS: Final[tuple[Mapping[str, Any], ...]] = (
                 "متى، لتبتّ في منحة تشغيل الشباب وتصرفها لك. تحتفظ بالجواب سبع سنوات كما تقتضي سجلات "
                 "الصرف، ولا تسأل أكثر من أربع مرات في الشهر. تسري موافقتك سنة واحدة، ويمكنك تعليقها أو "
                 "سحبها في أي وقت، لكن المنحة لا تُصرف من دونها."
+            },
+        },
+    },
+    {
+        "agreement_id": "spa-stipend-payment-account",
+        "consumer": BENEFITS,
+        "providers": [{"provider": WALLET1, "service": "payments"}],
+        "purpose": "benefit-payment",
+        "legal_basis": "consent",
+        "data_items": [{"schema": "payments-item@1.0.0", "fields": ["/financial_address", "/amount"]}],
+        "retention_days": 2555,
+        "max_validity_days": 365,
+        "frequency": {"max_accesses": 12, "period_days": 30},
+        "revocable": True,
+        "controller": {
+            "name": "Social Protection Agency, Youth employment stipend",
+            "contact": "privacy@benefits.gov.example",
+        },
+        "notices": {
+            "en": {
+                "text": "The Social Protection Agency pays your youth employment stipend into the mobile "
+                "wallet or bank account you choose, and keeps that choice and each payment for seven "
+                "years, as payment records require. You can change the account before each payment "
+                "cycle's cut-off, or withdraw this consent, at any time; without an account the stipend "
+                "cannot be paid."
+            },
+            "fr": {
+                "text": "L'Agence de protection sociale verse votre allocation d'emploi des jeunes sur le "
+                "portefeuille mobile ou le compte bancaire que vous choisissez, et conserve ce choix et "
+                "chaque paiement sept ans, comme l'exigent les pièces de paiement. Vous pouvez changer de "
+                "compte avant la date limite de chaque cycle de paiement, ou retirer ce consentement, à "
+                "tout moment ; sans compte, l'allocation ne peut pas être versée."
+            },
+            "ar": {
+                "text": "تصرف وكالة الحماية الاجتماعية منحة تشغيل الشباب في المحفظة المتنقلة أو الحساب "
+                "المصرفي الذي تختاره، وتحتفظ بهذا الاختيار وبكل دفعة سبع سنوات كما تقتضي سجلات الصرف. "
+                "يمكنك تغيير الحساب قبل الموعد النهائي لكل دورة صرف، أو سحب هذه الموافقة، في أي وقت؛ "
+                "ومن دون حساب لا يمكن صرف المنحة."
             },
         },
     },

@@ -31,6 +31,7 @@ __all__ = [
     "BlockContext",
     "BlockError",
     "ProfileClaim",
+    "demo_order",
     "discover_blocks",
     "select_blocks",
 ]
@@ -75,7 +76,8 @@ class Block:
     migration branch.
     ``capabilities`` adds the block's entry to ``/.well-known/dpi-capabilities``. ``cli`` becomes
     ``dpi <name> ...``. ``demo`` loads the block's chapter of the demo story (idempotently) when
-    ``dpi demo`` starts and returns lines to print.
+    ``dpi demo`` starts and returns lines to print; ``demo_after`` names the blocks whose chapters it
+    builds on (they load first when they are installed).
     """
 
     name: str
@@ -88,6 +90,7 @@ class Block:
     migrations: Path | None = None
     profiles: tuple[ProfileClaim, ...] = ()
     capabilities: Callable[[Settings], Mapping[str, Any]] | None = None
+    demo_after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME_PATTERN.match(self.name):
@@ -157,3 +160,27 @@ def _check_unique(blocks: Sequence[Block]) -> None:
                 f"blocks {seen_prefixes[block.prefix]!r} and {block.name!r} both claim prefix {block.prefix}"
             )
         seen_prefixes[block.prefix] = block.name
+
+
+def demo_order(blocks: Sequence[Block]) -> list[Block]:
+    """``blocks`` with each one after the installed blocks its ``demo_after`` names, otherwise in the
+    order given; a cycle is a BlockError."""
+    by_name = {block.name: block for block in blocks}
+    ordered: list[Block] = []
+    placing: set[str] = set()
+
+    def place(block: Block) -> None:
+        if block in ordered:
+            return
+        if block.name in placing:
+            raise BlockError(f"the demo chapters of {', '.join(sorted(placing))} wait for each other")
+        placing.add(block.name)
+        for name in block.demo_after:
+            if name in by_name:
+                place(by_name[name])
+        placing.discard(block.name)
+        ordered.append(block)
+
+    for block in blocks:
+        place(block)
+    return ordered

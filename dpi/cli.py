@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from conformance_tests.cli import conformance_group
 from dpi import db
 from dpi.app import migrate, migration_state
-from dpi.blocks import Block, BlockContext, BlockError, discover_blocks, select_blocks
+from dpi.blocks import Block, BlockContext, BlockError, demo_order, discover_blocks, select_blocks
 from dpi.keys import KeyStore, KeyStoreError
 from dpi.settings import SETTINGS, Settings, SettingsError
 from standards.cli import standards_group
@@ -107,7 +107,7 @@ async def _load_demo(settings: Settings, blocks: list[Block]) -> list[str]:
     )
     lines: list[str] = []
     try:
-        for block in blocks:
+        for block in demo_order(blocks):
             if block.demo is not None:
                 lines += await block.demo(context)
     finally:

@@ -334,6 +334,11 @@ def payments_block(
         handlers.extend(fspiop_routes(provider) for provider in runtime.fspiop_providers())
         return handlers
 
+    async def demo(context: BlockContext) -> list[str]:
+        from payments_adapter.demo import load
+
+        return await load(context)
+
     def capabilities(settings: Settings) -> dict[str, Any]:
         entry = mapper_api.capabilities()
         if g2p_options(settings, providers_file).provider is not None:
@@ -350,6 +355,8 @@ def payments_block(
         migrations=MIGRATIONS,
         profiles=(ProfileClaim("payments-provider", "1.0.0"),),
         capabilities=capabilities,
+        demo=demo,
+        demo_after=("consent", "identity", "registry"),
     )
 
 

@@ -290,7 +290,9 @@ def routes(
         if not _BENEFICIARY_PATTERN.match(beneficiary_id):
             raise DpiError(
                 "request.invalid_parameter",
-                details=[ErrorDetail("/beneficiary_id", "request.invalid_parameter", "letters, digits, _.@-")],
+                details=[
+                    ErrorDetail("/beneficiary_id", "request.invalid_parameter", "letters, digits, _.@-")
+                ],
             )
         principal = await authenticate(request, SCOPE_ADMIN, SCOPE_SELF)
         if SCOPE_ADMIN not in principal.scopes and principal.subject != beneficiary_id:

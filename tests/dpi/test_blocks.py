@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dpi.blocks import Block, BlockError, discover_blocks, select_blocks
+from dpi.blocks import Block, BlockError, demo_order, discover_blocks, select_blocks
 
 
 def _install_distribution(root: Path, name: str, entry_points: str, module: str, source: str) -> None:
@@ -112,3 +112,22 @@ def test_select_refuses_unknown_blocks() -> None:
     assert select_blocks(available, ["identity", "identity"]) == available
     with pytest.raises(BlockError, match="unknown block\\(s\\) payments; installed: identity"):
         select_blocks(available, ["identity", "payments"])
+
+
+def test_demo_chapters_load_after_the_chapters_they_build_on() -> None:
+    payments = Block(name="payments", prefix="/payments", version="1", demo_after=("registry", "consent"))
+    consent = Block(name="consent", prefix="/consent", version="1")
+    registry = Block(name="registry", prefix="/registry", version="1", demo_after=("absent",))
+    assert [block.name for block in demo_order([consent, payments, registry])] == [
+        "consent",
+        "registry",
+        "payments",
+    ]
+    assert [block.name for block in demo_order([payments])] == ["payments"]
+
+
+def test_demo_chapters_that_wait_for_each_other_are_refused() -> None:
+    first = Block(name="first", prefix="/first", version="1", demo_after=("second",))
+    second = Block(name="second", prefix="/second", version="1", demo_after=("first",))
+    with pytest.raises(BlockError, match="wait for each other"):
+        demo_order([first, second])
