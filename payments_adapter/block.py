@@ -15,6 +15,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Final
@@ -170,7 +171,7 @@ def _jwt_verifier(settings: Settings) -> TokenVerifier:
 
 
 def _webhook_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+    return httpx.AsyncClient(timeout=httpx.Timeout(10), follow_redirects=False)
 
 
 @dataclass
@@ -185,7 +186,7 @@ class PaymentsRuntime:
     accounts: BeneficiaryAccounts | None
     providers_file: Path | None
     webhook_client: Callable[[], httpx.AsyncClient]
-    interval_seconds: float
+    interval: timedelta
     retry: RetryPolicy
     _providers: dict[str, PaymentProvider] = field(default_factory=dict)
     _g2p: g2p_server.DisburseServer | None = None
@@ -258,7 +259,7 @@ def payments_block(
     webhook_client: Callable[[], httpx.AsyncClient] = _webhook_client,
     accounts: BeneficiaryAccounts | None = None,
     providers_file: Path | None = None,
-    background_interval_seconds: float = 2.0,
+    background_interval: timedelta = timedelta(seconds=2),
     retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, shared safely
 ) -> Block:
     """The payments block; the keyword arguments replace its collaborators (tests give a verifier for
@@ -281,7 +282,7 @@ def payments_block(
                 accounts=accounts if accounts is not None else beneficiary_accounts(context),
                 providers_file=providers_file,
                 webhook_client=webhook_client,
-                interval_seconds=background_interval_seconds,
+                interval=background_interval,
                 retry=retry,
             )
             runtimes[context] = runtime
@@ -293,7 +294,7 @@ def payments_block(
 
         async def deliver(client: httpx.AsyncClient) -> None:
             while True:
-                await asyncio.sleep(runtime.interval_seconds)
+                await asyncio.sleep(runtime.interval.total_seconds())
                 try:
                     await dispatch_once(
                         context.engine,

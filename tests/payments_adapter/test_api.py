@@ -58,7 +58,7 @@ async def client(
         token_verifier=lambda _settings: issuer.verifier(),
         webhook_client=lambda: httpx.AsyncClient(transport=httpx.MockTransport(receiver)),
         providers_file=providers,
-        background_interval_seconds=3600.0,
+        background_interval=timedelta(hours=1),
         retry=RetryPolicy(base=timedelta(milliseconds=1)),
     )
     settings = Settings(
@@ -156,7 +156,7 @@ async def test_a_batch_is_uploaded_checked_paid_followed_and_reconciled(
         ).json()
         if not status["running"]:
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(timedelta(milliseconds=50).total_seconds())
     assert status["counts"] == {"completed": 20, "invalid": 1}
     assert status["sums"] == {"XOF": {"completed": "300000", "invalid": "15000"}}
 

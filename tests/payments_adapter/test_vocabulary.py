@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+
+import pytest
 
 import payments_adapter
 from standards._vocabulary import payment_reasons, reason_codes
@@ -22,3 +25,32 @@ def test_every_reason_code_the_block_uses_exists() -> None:
         used |= set(re.findall(r'"(payments\.[a-z_]+\.[a-z_]+)"', source.read_text(encoding="utf-8")))
     used.discard("payments.item.state")  # the outbox topic, not a reason code
     assert used - set(reason_codes()) == set()
+
+
+_CORE_MODULES = (
+    "block",
+    "cli",
+    "contract",
+    "engine",
+    "keys",
+    "models",
+    "reconciliation",
+    "sandbox",
+    "service",
+    "webhooks",
+    "api",
+)
+
+
+@pytest.mark.parametrize("module", _CORE_MODULES)
+def test_no_float_in_the_disbursement_code(module: str) -> None:
+    source = Path(payments_adapter.__file__).parent / f"{module}.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    floats = [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Constant) and isinstance(node.value, float))
+        or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float")
+        or (isinstance(node, ast.Name) and node.id == "float" and isinstance(node.ctx, ast.Load))
+    ]
+    assert floats == [], f"{module}.py lines {floats}"
