@@ -24,9 +24,12 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from dpi import db
+from dpi.keys import KeyStore
 from dpi.settings import Settings, SettingsError
 from payments_adapter.contract import PaymentProvider, ProviderError
 from payments_adapter.engine import ACTIVE_STATES, Disburser, RetryPolicy
+from payments_adapter.mapper.receipts import KeyStoreReceiptKeys
+from payments_adapter.mapper.service import MapperService
 from payments_adapter.models import ItemState
 from payments_adapter.service import BatchStatus, DisbursementError, DisbursementService, parse_batch_file
 
@@ -156,6 +159,10 @@ def disburse(
         try:
             await db.upgrade(engine, [MIGRATIONS])
             service = DisbursementService(engine)
+            # Lines without an address are paid where the beneficiary chose, as of the cycle's cut-off.
+            accounts = MapperService(
+                db.session_factory(engine), KeyStoreReceiptKeys(KeyStore(settings.key_directory))
+            )
             try:
                 await service.create_programme(programme, programme)
             except DisbursementError as error:
@@ -181,7 +188,7 @@ def disburse(
                         out.write(json.dumps(problem.as_document()) + "\n")
             batch_ids = await service.open_batches(programme, cycle, provider_name)
             for batch_id in batch_ids:
-                report = await service.preflight(batch_id, provider, actor=f"{actor}:preflight")
+                report = await service.preflight(batch_id, provider, accounts, actor=f"{actor}:preflight")
                 if report.invalid or report.unchecked:
                     _console.print(
                         f"pre-flight {batch_id}: {report.ready} ready, {report.invalid} refused, "
