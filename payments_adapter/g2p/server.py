@@ -105,7 +105,7 @@ _POLL_DELAYS: Final = (
     timedelta(minutes=5),
 )
 _LEASE: Final = timedelta(minutes=2)
-_SEND_TIMEOUT: Final = 15.0
+_SEND_TIMEOUT: Final = timedelta(seconds=15)
 _SYSTEM_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
 _REFERENCE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,98}$")
 _PENDING: Final = "PDNG"
@@ -705,7 +705,9 @@ async def _post_signed(
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
     headers.update(sign_request("POST", str(target), headers, body, key))
     try:
-        response = await client.post(target, content=body, headers=headers, timeout=_SEND_TIMEOUT)
+        response = await client.post(
+            target, content=body, headers=headers, timeout=_SEND_TIMEOUT.total_seconds()
+        )
     except httpx.HTTPError:
         return egress.UNREACHABLE
     return None if response.is_success else f"the receiver answered HTTP {response.status_code}"
