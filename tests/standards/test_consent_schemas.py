@@ -326,7 +326,14 @@ def _with(document: Any, pointer: str, value: Any) -> Any:
     return changed
 
 
-_DELETE = object()
+class _Delete:
+    """The value of a case that removes the member (named, so test ids are the same in every process)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+_DELETE = _Delete()
 LONG = "x" * 20001
 
 # (schema, pointer to change, new value, expected (pointer, reason code) of the issues)
