@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dpi import db, outbox
@@ -155,3 +156,32 @@ async def test_outbox_refuses_bad_topics(engine: AsyncEngine, topic: str) -> Non
     async with db.session_factory(engine)() as session:
         with pytest.raises(ValueError, match="topic"):
             await outbox.enqueue(session, topic, {})
+
+
+async def test_sqlite_statements_keep_their_results_rowcounts_and_errors(tmp_path: object) -> None:
+    """Each statement runs whole on the connection's thread: rows, rowcounts, many-row inserts, errors
+    (the connection stays usable after one) and rollbacks behave as the driver's own."""
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/statements.sqlite3")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+            await connection.execute(
+                text("INSERT INTO item (name) VALUES (:name)"), [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+            )
+            inserted = await connection.execute(text("INSERT INTO item (name) VALUES ('d') RETURNING id"))
+            assert inserted.scalar_one() == 4
+            updated = await connection.execute(text("UPDATE item SET name = name || '!' WHERE id > 2"))
+            assert updated.rowcount == 2
+        async with engine.connect() as connection:
+            with pytest.raises(IntegrityError):
+                await connection.execute(text("INSERT INTO item (name) VALUES ('a')"))
+            await connection.rollback()
+            await connection.execute(text("INSERT INTO item (name) VALUES ('e')"))
+            await connection.rollback()
+            names = (await connection.execute(text("SELECT name FROM item ORDER BY id"))).scalars().all()
+            assert names == ["a", "b", "c!", "d!"]
+            partial = await connection.execute(text("SELECT id FROM item ORDER BY id"))
+            assert partial.fetchmany(3) == [(1,), (2,), (3,)]
+            assert partial.fetchall() == [(4,)]
+    finally:
+        await engine.dispose()
