@@ -51,9 +51,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -72,6 +72,12 @@ __all__ = [
 ]
 
 _log = logging.getLogger("identity.authentication")
+# Sending and verifying run Core statements on the tables: the ORM's per-statement work (entities,
+# identity map, unit of work) cost several times the statement itself on the sign-in path.
+_TRANSACTIONS: Final = cast(Table, OtpTransactionRow.__table__)
+_THROTTLES: Final = cast(Table, OtpThrottleRow.__table__)
+_GUARDS: Final = cast(Table, OtpGuardRow.__table__)
+_TYPE_LOCKS: Final = cast(Table, AuthTypeLockRow.__table__)
 
 OTP: Final = "otp"
 AUTH_TYPES: Final = frozenset({OTP})
@@ -256,17 +262,17 @@ class OtpAuthenticator:
         values = {"key": key, "touched_at": now}
         statement: postgresql.Insert | sqlite.Insert
         if session.get_bind().dialect.name == "postgresql":
-            statement = postgresql.insert(OtpThrottleRow).values(values)
+            statement = postgresql.insert(_THROTTLES).values(values)
         else:
-            statement = sqlite.insert(OtpThrottleRow).values(values)
+            statement = sqlite.insert(_THROTTLES).values(values)
         await session.execute(
-            statement.on_conflict_do_update(index_elements=[OtpThrottleRow.key], set_={"touched_at": now})
+            statement.on_conflict_do_update(index_elements=[_THROTTLES.c.key], set_={"touched_at": now})
         )
         # Counting stops at the limit: a client allowed many sends a minute costs no more than it must.
         recent = await session.scalar(
             select(func.count()).select_from(
-                select(OtpTransactionRow.transaction_id)
-                .where(sent_by, OtpTransactionRow.created_at > now - window)
+                select(_TRANSACTIONS.c.transaction_id)
+                .where(sent_by, _TRANSACTIONS.c.created_at > now - window)
                 .limit(limit)
                 .subquery()
             )
@@ -274,8 +280,10 @@ class OtpAuthenticator:
         return (recent or 0) < limit
 
     async def _type_locked(self, session: AsyncSession, uin: str, auth_type: str = OTP) -> bool:
-        row = await session.get(AuthTypeLockRow, (uin, auth_type))
-        return row is not None
+        row = await session.execute(
+            select(_TYPE_LOCKS.c.uin).where(_TYPE_LOCKS.c.uin == uin, _TYPE_LOCKS.c.auth_type == auth_type)
+        )
+        return row.first() is not None
 
     async def send(self, identifier: str, *, client_id: str) -> dict[str, Any]:
         """Send a code to the person ``identifier`` (a UIN or an active VID) names, for ``client_id``.
@@ -310,19 +318,23 @@ class OtpAuthenticator:
         limits = (
             (
                 "subject:" + subject_key,
-                OtpTransactionRow.subject_key == subject_key,
+                _TRANSACTIONS.c.subject_key == subject_key,
                 self.policy.sends_per_identifier,
                 self.policy.identifier_window,
             ),
             (
                 client_key,
-                OtpTransactionRow.client_id == client_id,
+                _TRANSACTIONS.c.client_id == client_id,
                 self.policy.sends_per_client,
                 self.policy.client_window,
             ),
         )
         async with self.sessions() as session, session.begin():
-            guard = await session.get(OtpGuardRow, subject_key)
+            guard = (
+                await session.execute(
+                    select(_GUARDS.c.locked_until).where(_GUARDS.c.subject_key == subject_key)
+                )
+            ).first()
             if guard is not None and guard.locked_until is not None and _aware(guard.locked_until) > now:
                 _log.info("otp send refused", extra={"event": "otp_locked", "client_id": client_id})
                 raise DpiError("otp.locked")
@@ -333,8 +345,8 @@ class OtpAuthenticator:
                 if not await self._admit(session, key, sent_by, limit, window, now):
                     _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
                     raise DpiError("otp.rate_limited")
-            session.add(
-                OtpTransactionRow(
+            await session.execute(
+                insert(_TRANSACTIONS).values(
                     transaction_id=transaction_id,
                     subject_key=subject_key,
                     client_id=client_id,
@@ -346,6 +358,7 @@ class OtpAuthenticator:
                     attempts=0,
                     created_at=now,
                     expires_at=expires_at,
+                    used_at=None,
                 )
             )
         await self._deliver(transaction_id, code, target, client_id)
@@ -384,10 +397,8 @@ class OtpAuthenticator:
     async def _set_state(self, transaction_id: str, state: str) -> None:
         async with self.sessions() as session, session.begin():
             await session.execute(
-                update(OtpTransactionRow)
-                .where(
-                    OtpTransactionRow.transaction_id == transaction_id, OtpTransactionRow.state == _PENDING
-                )
+                update(_TRANSACTIONS)
+                .where(_TRANSACTIONS.c.transaction_id == transaction_id, _TRANSACTIONS.c.state == _PENDING)
                 .values(state=state)
             )
 
@@ -424,17 +435,17 @@ class OtpAuthenticator:
         """
         row = (
             await session.execute(
-                update(OtpTransactionRow)
-                .where(OtpTransactionRow.transaction_id == transaction_id)
-                .values(attempts=OtpTransactionRow.attempts + 1)
+                update(_TRANSACTIONS)
+                .where(_TRANSACTIONS.c.transaction_id == transaction_id)
+                .values(attempts=_TRANSACTIONS.c.attempts + 1)
                 .returning(
-                    OtpTransactionRow.subject_key,
-                    OtpTransactionRow.client_id,
-                    OtpTransactionRow.uin,
-                    OtpTransactionRow.code_hash,
-                    OtpTransactionRow.state,
-                    OtpTransactionRow.failures,
-                    OtpTransactionRow.expires_at,
+                    _TRANSACTIONS.c.subject_key,
+                    _TRANSACTIONS.c.client_id,
+                    _TRANSACTIONS.c.uin,
+                    _TRANSACTIONS.c.code_hash,
+                    _TRANSACTIONS.c.state,
+                    _TRANSACTIONS.c.failures,
+                    _TRANSACTIONS.c.expires_at,
                 )
             )
         ).one_or_none()
@@ -455,27 +466,27 @@ class OtpAuthenticator:
         )
         if well_formed and matches and row.client_id == client_id and row.uin is not None:
             await session.execute(
-                update(OtpTransactionRow)
-                .where(OtpTransactionRow.transaction_id == transaction_id)
+                update(_TRANSACTIONS)
+                .where(_TRANSACTIONS.c.transaction_id == transaction_id)
                 .values(state=_USED, used_at=now)
             )
             await session.execute(
-                update(OtpGuardRow)
-                .where(OtpGuardRow.subject_key == row.subject_key)
+                update(_GUARDS)
+                .where(_GUARDS.c.subject_key == row.subject_key)
                 .values(failures=0, last_failure_at=None)
             )
             return None, row.uin
         await session.execute(
-            update(OtpTransactionRow)
-            .where(OtpTransactionRow.transaction_id == transaction_id)
-            .values(failures=OtpTransactionRow.failures + 1)
+            update(_TRANSACTIONS)
+            .where(_TRANSACTIONS.c.transaction_id == transaction_id)
+            .values(failures=_TRANSACTIONS.c.failures + 1)
         )
         stale = guard.last_failure_at is None or _aware(guard.last_failure_at) <= now - self.policy.lock
         failures = 1 if stale else guard.failures + 1
         locked = failures >= self.policy.max_failures
         await session.execute(
-            update(OtpGuardRow)
-            .where(OtpGuardRow.subject_key == row.subject_key)
+            update(_GUARDS)
+            .where(_GUARDS.c.subject_key == row.subject_key)
             .values(
                 failures=0 if locked else failures,
                 last_failure_at=now,
@@ -491,12 +502,12 @@ class OtpAuthenticator:
         values = {"subject_key": subject_key, "failures": 0}
         statement: postgresql.Insert | sqlite.Insert
         if session.get_bind().dialect.name == "postgresql":
-            statement = postgresql.insert(OtpGuardRow).values(values)
+            statement = postgresql.insert(_GUARDS).values(values)
         else:
-            statement = sqlite.insert(OtpGuardRow).values(values)
+            statement = sqlite.insert(_GUARDS).values(values)
         upsert = statement.on_conflict_do_update(
-            index_elements=[OtpGuardRow.subject_key], set_={"failures": OtpGuardRow.failures}
-        ).returning(OtpGuardRow.failures, OtpGuardRow.last_failure_at, OtpGuardRow.locked_until)
+            index_elements=[_GUARDS.c.subject_key], set_={"failures": _GUARDS.c.failures}
+        ).returning(_GUARDS.c.failures, _GUARDS.c.last_failure_at, _GUARDS.c.locked_until)
         return (await session.execute(upsert)).one()
 
     # --- holder locks -------------------------------------------------------------------------------------

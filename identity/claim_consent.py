@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from consent.client import ClaimRelease, ClaimReleaseRecorder
@@ -30,6 +31,8 @@ from identity.pages import LANGUAGES, strings
 __all__ = ["CONSENT_TTL", "ClaimChoice", "ClaimConsents", "notice_text"]
 
 CONSENT_TTL: Final = timedelta(days=180)
+# Read and written with Core statements: every sign-in looks the choice up.
+_CHOICES: Final = cast(Table, ClaimConsentRow.__table__)
 
 
 def _utcnow() -> datetime:
@@ -92,11 +95,19 @@ class ClaimConsents:
     ) -> ClaimChoice | None:
         """The person's choice for the client while it is in force, else None; read in ``session`` when
         the caller has one open (one connection for a whole request)."""
+        query = select(
+            _CHOICES.c.requested,
+            _CHOICES.c.granted,
+            _CHOICES.c.expires_at,
+            _CHOICES.c.withdrawn_at,
+            _CHOICES.c.consent_id,
+            _CHOICES.c.receipt,
+        ).where(_CHOICES.c.client_id == client_id, _CHOICES.c.subject == subject)
         if session is None:
             async with self.sessions() as own:
-                row = await own.get(ClaimConsentRow, (client_id, subject))
+                row = (await own.execute(query)).first()
         else:
-            row = await session.get(ClaimConsentRow, (client_id, subject))
+            row = (await session.execute(query)).first()
         if row is None or row.withdrawn_at is not None or _aware(row.expires_at) <= self.clock():
             return None
         return ClaimChoice(
@@ -136,21 +147,30 @@ class ClaimConsents:
                 )
             )
             consent_id, receipt = recorded.consent_id, recorded.receipt
-        row = ClaimConsentRow(
-            client_id=client.client_id,
-            subject=subject,
-            requested=sorted(requested),
-            granted=sorted(released),
-            given_at=now,
-            expires_at=now + timedelta(days=days),
-            withdrawn_at=None,
-            consent_id=consent_id,
-            receipt=receipt,
-            withdrawal_receipt=None,
-        )
+        expires_at = now + timedelta(days=days)
+        choice = {
+            "requested": sorted(requested),
+            "granted": sorted(released),
+            "given_at": now,
+            "expires_at": expires_at,
+            "withdrawn_at": None,
+            "consent_id": consent_id,
+            "receipt": receipt,
+            "withdrawal_receipt": None,
+        }
         async with self.sessions() as session, session.begin():
-            await session.merge(row)
-        return ClaimChoice(frozenset(requested), released, _aware(row.expires_at), consent_id, receipt)
+            statement: postgresql.Insert | sqlite.Insert
+            if session.get_bind().dialect.name == "postgresql":
+                statement = postgresql.insert(_CHOICES)
+            else:
+                statement = sqlite.insert(_CHOICES)
+            # One statement replaces the earlier choice, if any (the person chose again).
+            await session.execute(
+                statement.values(client_id=client.client_id, subject=subject, **choice).on_conflict_do_update(
+                    index_elements=[_CHOICES.c.client_id, _CHOICES.c.subject], set_=choice
+                )
+            )
+        return ClaimChoice(frozenset(requested), released, _aware(expires_at), consent_id, receipt)
 
     async def withdraw(self, subject: str, client_id: str) -> str | None:
         """Withdraw the person's choice for the client: from now on only ``sub`` is released to it, and

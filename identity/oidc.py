@@ -47,7 +47,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
@@ -76,7 +76,7 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consent.client import ClaimReleaseRecorder
@@ -151,6 +151,13 @@ _PAGE_HEADERS: Final = {
 }
 
 _log = logging.getLogger("identity.oidc")
+# Sessions, codes, tokens and the person behind a pseudonym are read and written with Core statements:
+# the ORM's per-statement work cost several times the statement itself on the sign-in path.
+_SESSIONS: Final = cast(Table, SignInSessionRow.__table__)
+_CODES: Final = cast(Table, AuthorizationCodeRow.__table__)
+_TOKENS: Final = cast(Table, IssuedTokenRow.__table__)
+_PERSONS: Final = cast(Table, PersonRow.__table__)
+_PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
 
 _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
@@ -477,6 +484,16 @@ def _unb64(text: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class _SignIn:
+    """An open sign-in session: who signed in, when, and how."""
+
+    uin: str
+    auth_time: datetime
+    acr: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class _Flow:
     """A sign-in in progress: the authorization request, the page's CSRF token, the OTP transaction."""
 
@@ -621,28 +638,36 @@ class _Provider:
     def clear(self, name: str) -> Cookie:
         return self._cookie(name, "", 0)
 
-    async def signed_in(self, request: Request[Any, Any, Any]) -> SignInSessionRow | None:
+    async def signed_in(self, request: Request[Any, Any, Any]) -> _SignIn | None:
         session_id = self._unsigned("session", request.cookies.get(_SESSION_COOKIE))
         if session_id is None:
             return None
         async with self.context.sessions() as session:
-            row = await session.get(SignInSessionRow, _sha256(session_id))
+            row = (
+                await session.execute(
+                    select(
+                        _SESSIONS.c.uin, _SESSIONS.c.auth_time, _SESSIONS.c.acr, _SESSIONS.c.expires_at
+                    ).where(_SESSIONS.c.session_hash == _sha256(session_id))
+                )
+            ).first()
         if row is None or _aware(row.expires_at) <= self.clock():
             return None
-        return row
+        return _SignIn(row.uin, row.auth_time, row.acr, row.expires_at)
 
-    async def open_session(self, uin: str) -> tuple[SignInSessionRow, Cookie]:
+    async def open_session(self, uin: str) -> tuple[_SignIn, Cookie]:
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
-        row = SignInSessionRow(
-            session_hash=_sha256(session_id),
-            uin=uin,
-            auth_time=now,
-            acr=ACR_SMS_OTP,
-            expires_at=now + SESSION_TTL,
-        )
+        row = _SignIn(uin=uin, auth_time=now, acr=ACR_SMS_OTP, expires_at=now + SESSION_TTL)
         async with self.context.sessions() as session, session.begin():
-            session.add(row)
+            await session.execute(
+                insert(_SESSIONS).values(
+                    session_hash=_sha256(session_id),
+                    uin=row.uin,
+                    auth_time=row.auth_time,
+                    acr=row.acr,
+                    expires_at=row.expires_at,
+                )
+            )
         cookie = self._cookie(
             _SESSION_COOKIE, self._signed("session", session_id), int(SESSION_TTL.total_seconds())
         )
@@ -710,7 +735,7 @@ class _Provider:
         response.set_cookie(self.flow_cookie(flow))
         return response
 
-    def _fresh(self, session: SignInSessionRow, max_age: str) -> bool:
+    def _fresh(self, session: _SignIn, max_age: str) -> bool:
         """Whether the sign-in is recent enough for ``max_age`` (OpenID Connect Core 1.0 section 3.1.2.1)."""
         if not max_age.isdigit():
             return False
@@ -797,7 +822,7 @@ class _Provider:
             message = "error_redirect"
         return self.error_page(language, message)
 
-    async def person(self, session: SignInSessionRow, client: RegisteredClient) -> _Person | None:
+    async def person(self, session: _SignIn, client: RegisteredClient) -> _Person | None:
         try:
             subject = await self.register.active_pseudonym(session.uin, client.sector)
         except DpiError:
@@ -827,8 +852,8 @@ class _Provider:
         async with self.context.sessions() as session, session.begin():
             for code, request in server.outcome.codes:
                 data = request.payload.data
-                session.add(
-                    AuthorizationCodeRow(
+                await session.execute(
+                    insert(_CODES).values(
                         code_hash=_sha256(code),
                         client_id=request.client.client_id,
                         redirect_uri=request.payload.redirect_uri
@@ -954,14 +979,14 @@ class _Provider:
         code_hash = _sha256(value)
         now = self.clock()
         async with self.context.sessions() as session, session.begin():
-            row = await session.get(AuthorizationCodeRow, code_hash)
+            row = (await session.execute(select(_CODES).where(_CODES.c.code_hash == code_hash))).first()
             if row is None or row.client_id != client.client_id:
                 return None
             if row.used_at is not None:
                 # RFC 6749 section 4.1.2: a code used twice revokes what it issued.
                 await session.execute(
-                    update(IssuedTokenRow)
-                    .where(IssuedTokenRow.code_hash == code_hash, IssuedTokenRow.revoked_at.is_(None))
+                    update(_TOKENS)
+                    .where(_TOKENS.c.code_hash == code_hash, _TOKENS.c.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
                 _log.warning(
@@ -971,7 +996,7 @@ class _Provider:
                 return None
             if _aware(row.expires_at) <= now:
                 return None
-            released = row.claims or {}
+            released: dict[str, list[str]] = row.claims or {}
             id_token_claims: dict[str, Any] = {}
             if released.get("id_token"):
                 person = await self._person_row(session, client.sector, row.subject)
@@ -1000,28 +1025,28 @@ class _Provider:
                 userinfo_claims=tuple(released.get("userinfo", ())),
             )
 
-    async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> PersonRow | None:
-        return await session.scalar(
-            select(PersonRow)
-            .join(PseudonymRow, PseudonymRow.person_id == PersonRow.id)
-            .where(PseudonymRow.sector == sector, PseudonymRow.pseudonym == subject)
+    async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> Row[Any, Any] | None:
+        """The status and demographics of the person ``subject`` names in ``sector``."""
+        found = await session.execute(
+            select(_PERSONS.c.status, _PERSONS.c.demographics)
+            .join(_PSEUDONYMS, _PSEUDONYMS.c.person_id == _PERSONS.c.id)
+            .where(_PSEUDONYMS.c.sector == sector, _PSEUDONYMS.c.pseudonym == subject)
         )
+        return found.first()
 
     async def _consume(self, code: _Code, outcome: _Outcome) -> bool:
         now = self.clock()
         async with self.context.sessions() as session, session.begin():
             result = await session.execute(
-                update(AuthorizationCodeRow)
-                .where(
-                    AuthorizationCodeRow.code_hash == code.code_hash, AuthorizationCodeRow.used_at.is_(None)
-                )
+                update(_CODES)
+                .where(_CODES.c.code_hash == code.code_hash, _CODES.c.used_at.is_(None))
                 .values(used_at=now)
             )
             if getattr(result, "rowcount", 0) != 1:
                 return False
             for jti, expires_at in outcome.tokens:
-                session.add(
-                    IssuedTokenRow(
+                await session.execute(
+                    insert(_TOKENS).values(
                         jti=jti,
                         code_hash=code.code_hash,
                         client_id=code.client_id,
@@ -1040,7 +1065,13 @@ class _Provider:
         claims = self._access_claims(token)
         client = await self.clients.client(str(claims.get("client_id", "")))
         async with self.context.sessions() as session:
-            issued = await session.get(IssuedTokenRow, str(claims.get("jti", "")))
+            issued = (
+                await session.execute(
+                    select(_TOKENS.c.revoked_at, _TOKENS.c.claims).where(
+                        _TOKENS.c.jti == str(claims.get("jti", ""))
+                    )
+                )
+            ).first()
             if issued is None or issued.revoked_at is not None:
                 raise _invalid_token("the token was revoked")
             if client is None:

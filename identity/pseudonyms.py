@@ -29,9 +29,9 @@ import hmac
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi.errors import DpiError
@@ -45,6 +45,7 @@ __all__ = [
     "is_sector",
     "load_or_create_key",
     "record_pseudonym",
+    "record_pseudonym_of",
     "sector_pseudonym",
     "subject_hash",
     "translate",
@@ -55,6 +56,7 @@ SECTOR_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 _PSEUDONYM_LABEL: Final = b"dpi-sector-pseudonym\x00"
 _AUDIT_LABEL: Final = b"dpi-translation-subject\x00"
 _UIN: Final = re.compile(r"^[1-9][0-9]{9}$")
+_PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
 
 
 # The key files are the kernel's 32-byte secret files; these names are kept for the block's callers.
@@ -86,15 +88,24 @@ async def record_pseudonym(
     session: AsyncSession, key: bytes, person: PersonRow, sector: str, now: datetime
 ) -> str:
     """The person's pseudonym in ``sector``, recorded (once) so that it can be translated later."""
-    pseudonym = sector_pseudonym(key, person.uin, sector)
+    return await record_pseudonym_of(session, key, person.id, person.uin, sector, now)
+
+
+async def record_pseudonym_of(
+    session: AsyncSession, key: bytes, person_id: str, uin: str, sector: str, now: datetime
+) -> str:
+    """:func:`record_pseudonym` for the person ``person_id`` whose UIN is ``uin`` (Core statements: the
+    OpenID provider names the signed-in person with it on every sign-in)."""
+    pseudonym = sector_pseudonym(key, uin, sector)
     existing = await session.scalar(
-        select(PseudonymRow.pseudonym).where(
-            PseudonymRow.person_id == person.id, PseudonymRow.sector == sector
+        select(_PSEUDONYMS.c.pseudonym).where(
+            _PSEUDONYMS.c.person_id == person_id, _PSEUDONYMS.c.sector == sector
         )
     )
     if existing is None:
-        session.add(PseudonymRow(sector=sector, pseudonym=pseudonym, person_id=person.id, issued_at=now))
-        await session.flush()
+        await session.execute(
+            insert(_PSEUDONYMS).values(sector=sector, pseudonym=pseudonym, person_id=person_id, issued_at=now)
+        )
     return pseudonym
 
 
