@@ -76,7 +76,7 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consent.client import ClaimReleaseRecorder
@@ -158,6 +158,30 @@ _CODES: Final = cast(Table, AuthorizationCodeRow.__table__)
 _TOKENS: Final = cast(Table, IssuedTokenRow.__table__)
 _PERSONS: Final = cast(Table, PersonRow.__table__)
 _PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_SIGNED_IN: Final = select(
+    _SESSIONS.c.uin, _SESSIONS.c.auth_time, _SESSIONS.c.acr, _SESSIONS.c.expires_at
+).where(_SESSIONS.c.session_hash == bindparam("hash_"))
+_NEW_SESSION: Final = insert(_SESSIONS)
+_NEW_CODE: Final = insert(_CODES)
+_CODE: Final = select(_CODES).where(_CODES.c.code_hash == bindparam("hash_"))
+_REVOKE_TOKENS_OF_CODE: Final = (
+    update(_TOKENS)
+    .where(_TOKENS.c.code_hash == bindparam("hash_"), _TOKENS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now_"))
+)
+_USE_CODE: Final = (
+    update(_CODES)
+    .where(_CODES.c.code_hash == bindparam("hash_"), _CODES.c.used_at.is_(None))
+    .values(used_at=bindparam("now_"))
+)
+_NEW_TOKEN: Final = insert(_TOKENS)
+_TOKEN: Final = select(_TOKENS.c.revoked_at, _TOKENS.c.claims).where(_TOKENS.c.jti == bindparam("jti_"))
+_PERSON_OF_PSEUDONYM: Final = (
+    select(_PERSONS.c.status, _PERSONS.c.demographics)
+    .join(_PSEUDONYMS, _PSEUDONYMS.c.person_id == _PERSONS.c.id)
+    .where(_PSEUDONYMS.c.sector == bindparam("sector_"), _PSEUDONYMS.c.pseudonym == bindparam("subject_"))
+)
 
 _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
@@ -643,13 +667,7 @@ class _Provider:
         if session_id is None:
             return None
         async with self.context.sessions() as session:
-            row = (
-                await session.execute(
-                    select(
-                        _SESSIONS.c.uin, _SESSIONS.c.auth_time, _SESSIONS.c.acr, _SESSIONS.c.expires_at
-                    ).where(_SESSIONS.c.session_hash == _sha256(session_id))
-                )
-            ).first()
+            row = (await session.execute(_SIGNED_IN, {"hash_": _sha256(session_id)})).first()
         if row is None or _aware(row.expires_at) <= self.clock():
             return None
         return _SignIn(row.uin, row.auth_time, row.acr, row.expires_at)
@@ -660,13 +678,14 @@ class _Provider:
         row = _SignIn(uin=uin, auth_time=now, acr=ACR_SMS_OTP, expires_at=now + SESSION_TTL)
         async with self.context.sessions() as session, session.begin():
             await session.execute(
-                insert(_SESSIONS).values(
+                _NEW_SESSION,
+                dict(
                     session_hash=_sha256(session_id),
                     uin=row.uin,
                     auth_time=row.auth_time,
                     acr=row.acr,
                     expires_at=row.expires_at,
-                )
+                ),
             )
         cookie = self._cookie(
             _SESSION_COOKIE, self._signed("session", session_id), int(SESSION_TTL.total_seconds())
@@ -853,7 +872,8 @@ class _Provider:
             for code, request in server.outcome.codes:
                 data = request.payload.data
                 await session.execute(
-                    insert(_CODES).values(
+                    _NEW_CODE,
+                    dict(
                         code_hash=_sha256(code),
                         client_id=request.client.client_id,
                         redirect_uri=request.payload.redirect_uri
@@ -869,7 +889,7 @@ class _Provider:
                         expires_at=now + CODE_TTL,
                         used_at=None,
                         claims=dict(released),
-                    )
+                    ),
                 )
         return _redirect(status, headers, self.issuer)
 
@@ -979,16 +999,12 @@ class _Provider:
         code_hash = _sha256(value)
         now = self.clock()
         async with self.context.sessions() as session, session.begin():
-            row = (await session.execute(select(_CODES).where(_CODES.c.code_hash == code_hash))).first()
+            row = (await session.execute(_CODE, {"hash_": code_hash})).first()
             if row is None or row.client_id != client.client_id:
                 return None
             if row.used_at is not None:
                 # RFC 6749 section 4.1.2: a code used twice revokes what it issued.
-                await session.execute(
-                    update(_TOKENS)
-                    .where(_TOKENS.c.code_hash == code_hash, _TOKENS.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+                await session.execute(_REVOKE_TOKENS_OF_CODE, {"hash_": code_hash, "now_": now})
                 _log.warning(
                     "authorization code replayed",
                     extra={"event": "oidc_code_replayed", "client_id": client.client_id},
@@ -1027,26 +1043,19 @@ class _Provider:
 
     async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> Row[Any, Any] | None:
         """The status and demographics of the person ``subject`` names in ``sector``."""
-        found = await session.execute(
-            select(_PERSONS.c.status, _PERSONS.c.demographics)
-            .join(_PSEUDONYMS, _PSEUDONYMS.c.person_id == _PERSONS.c.id)
-            .where(_PSEUDONYMS.c.sector == sector, _PSEUDONYMS.c.pseudonym == subject)
-        )
+        found = await session.execute(_PERSON_OF_PSEUDONYM, {"sector_": sector, "subject_": subject})
         return found.first()
 
     async def _consume(self, code: _Code, outcome: _Outcome) -> bool:
         now = self.clock()
         async with self.context.sessions() as session, session.begin():
-            result = await session.execute(
-                update(_CODES)
-                .where(_CODES.c.code_hash == code.code_hash, _CODES.c.used_at.is_(None))
-                .values(used_at=now)
-            )
+            result = await session.execute(_USE_CODE, {"hash_": code.code_hash, "now_": now})
             if getattr(result, "rowcount", 0) != 1:
                 return False
             for jti, expires_at in outcome.tokens:
                 await session.execute(
-                    insert(_TOKENS).values(
+                    _NEW_TOKEN,
+                    dict(
                         jti=jti,
                         code_hash=code.code_hash,
                         client_id=code.client_id,
@@ -1054,7 +1063,7 @@ class _Provider:
                         expires_at=expires_at,
                         revoked_at=None,
                         claims=list(code.userinfo_claims),
-                    )
+                    ),
                 )
         return True
 
@@ -1065,13 +1074,7 @@ class _Provider:
         claims = self._access_claims(token)
         client = await self.clients.client(str(claims.get("client_id", "")))
         async with self.context.sessions() as session:
-            issued = (
-                await session.execute(
-                    select(_TOKENS.c.revoked_at, _TOKENS.c.claims).where(
-                        _TOKENS.c.jti == str(claims.get("jti", ""))
-                    )
-                )
-            ).first()
+            issued = (await session.execute(_TOKEN, {"jti_": str(claims.get("jti", ""))})).first()
             if issued is None or issued.revoked_at is not None:
                 raise _invalid_token("the token was revoked")
             if client is None:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi.errors import DpiError
@@ -57,6 +57,11 @@ _PSEUDONYM_LABEL: Final = b"dpi-sector-pseudonym\x00"
 _AUDIT_LABEL: Final = b"dpi-translation-subject\x00"
 _UIN: Final = re.compile(r"^[1-9][0-9]{9}$")
 _PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_RECORDED: Final = select(_PSEUDONYMS.c.pseudonym).where(
+    _PSEUDONYMS.c.person_id == bindparam("person_"), _PSEUDONYMS.c.sector == bindparam("sector_")
+)
+_RECORD: Final = insert(_PSEUDONYMS)
 
 
 # The key files are the kernel's 32-byte secret files; these names are kept for the block's callers.
@@ -97,14 +102,10 @@ async def record_pseudonym_of(
     """:func:`record_pseudonym` for the person ``person_id`` whose UIN is ``uin`` (Core statements: the
     OpenID provider names the signed-in person with it on every sign-in)."""
     pseudonym = sector_pseudonym(key, uin, sector)
-    existing = await session.scalar(
-        select(_PSEUDONYMS.c.pseudonym).where(
-            _PSEUDONYMS.c.person_id == person_id, _PSEUDONYMS.c.sector == sector
-        )
-    )
+    existing = await session.scalar(_RECORDED, {"person_": person_id, "sector_": sector})
     if existing is None:
         await session.execute(
-            insert(_PSEUDONYMS).values(sector=sector, pseudonym=pseudonym, person_id=person_id, issued_at=now)
+            _RECORD, {"sector": sector, "pseudonym": pseudonym, "person_id": person_id, "issued_at": now}
         )
     return pseudonym
 

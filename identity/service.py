@@ -54,7 +54,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, TypeVar, cast
 
 import phonenumbers
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import verhoeff
@@ -107,6 +107,18 @@ _KEYS_PER_QUERY: Final = 500
 # ORM's per-statement work cost several times the statement itself on that path.
 _PERSONS: Final = cast(Table, PersonRow.__table__)
 _VIDS: Final = cast(Table, VirtualIdRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_STATUS: Final = select(_PERSONS.c.status).where(_PERSONS.c.uin == bindparam("uin_"))
+_KNOWN_UIN: Final = select(_PERSONS.c.uin).where(_PERSONS.c.uin == bindparam("uin_"))
+_UIN_OF_VID: Final = (
+    select(_PERSONS.c.uin)
+    .join(_VIDS, _VIDS.c.person_id == _PERSONS.c.id)
+    .where(_VIDS.c.vid_hash == bindparam("vid_hash_"), _VIDS.c.status == _ACTIVE)
+)
+_CONTACT: Final = select(_PERSONS.c.status, _PERSONS.c.demographics).where(
+    _PERSONS.c.uin == bindparam("uin_")
+)
+_ID_AND_STATUS: Final = select(_PERSONS.c.id, _PERSONS.c.status).where(_PERSONS.c.uin == bindparam("uin_"))
 
 
 def _utcnow() -> datetime:
@@ -612,7 +624,7 @@ class PersonRegister:
         if not is_uin(uin):
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         async with self._reading(session) as reading:
-            found = await reading.scalar(select(_PERSONS.c.status).where(_PERSONS.c.uin == uin))
+            found = await reading.scalar(_STATUS, {"uin_": uin})
         if found is None:
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         return str(found)
@@ -627,13 +639,9 @@ class PersonRegister:
         """
         async with self._reading(session) as session:
             if is_uin(identifier):
-                found = await session.scalar(select(_PERSONS.c.uin).where(_PERSONS.c.uin == identifier))
+                found = await session.scalar(_KNOWN_UIN, {"uin_": identifier})
             elif is_vid(identifier):
-                found = await session.scalar(
-                    select(_PERSONS.c.uin)
-                    .join(_VIDS, _VIDS.c.person_id == _PERSONS.c.id)
-                    .where(_VIDS.c.vid_hash == self._vid_hash(identifier), _VIDS.c.status == _ACTIVE)
-                )
+                found = await session.scalar(_UIN_OF_VID, {"vid_hash_": self._vid_hash(identifier)})
             else:
                 found = None
         if found is None:
@@ -649,11 +657,7 @@ class PersonRegister:
         if not is_uin(uin):
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         async with self._reading(session) as reading:
-            row = (
-                await reading.execute(
-                    select(_PERSONS.c.status, _PERSONS.c.demographics).where(_PERSONS.c.uin == uin)
-                )
-            ).first()
+            row = (await reading.execute(_CONTACT, {"uin_": uin})).first()
         if row is None:
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         _require_active(row.status)
@@ -869,9 +873,7 @@ class PersonRegister:
         now = self.clock()
 
         async def work(session: AsyncSession) -> str | None:
-            person = (
-                await session.execute(select(_PERSONS.c.id, _PERSONS.c.status).where(_PERSONS.c.uin == uin))
-            ).first()
+            person = (await session.execute(_ID_AND_STATUS, {"uin_": uin})).first()
             if person is None:
                 raise DpiError("identity.not_found", _NO_SUCH_PERSON)
             if person.status != _ACTIVE:
