@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, cast
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import Table, bindparam, select, update
@@ -127,8 +127,11 @@ class ClaimConsents:
         requested: Collection[str],
         granted: Collection[str],
         language: str,
+        transaction: AsyncSession | None = None,
     ) -> ClaimChoice:
-        """Store the person's choice (``granted`` within ``requested``), its receipt recorded first."""
+        """Store the person's choice (``granted`` within ``requested``), its receipt recorded first; the
+        choice is written in ``transaction`` when given (the recorder is asked before anything is
+        written to it)."""
         released = frozenset(granted) & frozenset(requested)
         now = self.clock()
         days = max(1, self.ttl.days)
@@ -160,18 +163,11 @@ class ClaimConsents:
             "receipt": receipt,
             "withdrawal_receipt": None,
         }
-        async with self.sessions() as session, session.begin():
-            statement: postgresql.Insert | sqlite.Insert
-            if session.get_bind().dialect.name == "postgresql":
-                statement = postgresql.insert(_CHOICES)
-            else:
-                statement = sqlite.insert(_CHOICES)
-            # One statement replaces the earlier choice, if any (the person chose again).
-            await session.execute(
-                statement.values(client_id=client.client_id, subject=subject, **choice).on_conflict_do_update(
-                    index_elements=[_CHOICES.c.client_id, _CHOICES.c.subject], set_=choice
-                )
-            )
+        if transaction is not None:
+            await _store(transaction, client.client_id, subject, choice)
+        else:
+            async with self.sessions() as session, session.begin():
+                await _store(session, client.client_id, subject, choice)
         return ClaimChoice(frozenset(requested), released, _aware(expires_at), consent_id, receipt)
 
     async def withdraw(self, subject: str, client_id: str) -> str | None:
@@ -191,6 +187,20 @@ class ClaimConsents:
                 .values(withdrawn_at=self.clock(), withdrawal_receipt=receipt)
             )
         return receipt
+
+
+async def _store(session: AsyncSession, client_id: str, subject: str, choice: Mapping[str, Any]) -> None:
+    statement: postgresql.Insert | sqlite.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(_CHOICES)
+    else:
+        statement = sqlite.insert(_CHOICES)
+    # One statement replaces the earlier choice, if any (the person chose again).
+    await session.execute(
+        statement.values(client_id=client_id, subject=subject, **choice).on_conflict_do_update(
+            index_elements=[_CHOICES.c.client_id, _CHOICES.c.subject], set_=dict(choice)
+        )
+    )
 
 
 def _notices(client_name: str, claims: Collection[str], days: int) -> Mapping[str, str]:

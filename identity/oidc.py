@@ -44,7 +44,8 @@ import secrets
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final, cast
@@ -672,25 +673,34 @@ class _Provider:
             return None
         return _SignIn(row.uin, row.auth_time, row.acr, row.expires_at)
 
-    async def open_session(self, uin: str) -> tuple[_SignIn, Cookie]:
+    async def open_session(self, uin: str, session: AsyncSession) -> tuple[_SignIn, Cookie]:
+        """A new sign-in session for ``uin``, written in the caller's transaction ``session``."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
         row = _SignIn(uin=uin, auth_time=now, acr=ACR_SMS_OTP, expires_at=now + SESSION_TTL)
-        async with self.context.sessions() as session, session.begin():
-            await session.execute(
-                _NEW_SESSION,
-                dict(
-                    session_hash=_sha256(session_id),
-                    uin=row.uin,
-                    auth_time=row.auth_time,
-                    acr=row.acr,
-                    expires_at=row.expires_at,
-                ),
-            )
+        await session.execute(
+            _NEW_SESSION,
+            {
+                "session_hash": _sha256(session_id),
+                "uin": row.uin,
+                "auth_time": row.auth_time,
+                "acr": row.acr,
+                "expires_at": row.expires_at,
+            },
+        )
         cookie = self._cookie(
             _SESSION_COOKIE, self._signed("session", session_id), int(SESSION_TTL.total_seconds())
         )
         return row, cookie
+
+    @asynccontextmanager
+    async def _transaction(self, transaction: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's transaction when it has one, else one of its own, committed on leaving."""
+        if transaction is not None:
+            yield transaction
+            return
+        async with self.context.sessions() as session, session.begin():
+            yield session
 
     # pages
 
@@ -787,11 +797,13 @@ class _Provider:
         person: _Person,
         client: RegisteredClient,
         language: str,
+        transaction: AsyncSession | None = None,
     ) -> Response[Any]:
         """Issue the code when the person's choice in force covers the claims asked for (or none is
-        asked beyond ``sub``); otherwise the consent page, or ``consent_required`` with ``prompt=none``."""
+        asked beyond ``sub``); otherwise the consent page, or ``consent_required`` with ``prompt=none``.
+        Read and written in ``transaction`` when given."""
         requested = self.requested(grant, client)
-        choice = await self.consents.current(person.subject, client.client_id)
+        choice = await self.consents.current(person.subject, client.client_id, transaction)
         prompts = grant.request.payload.data.get("prompt", "").split()
         if requested and ("consent" in prompts or choice is None or not choice.covers(requested)):
             if "none" in prompts:
@@ -807,7 +819,9 @@ class _Provider:
             response.set_cookie(self.flow_cookie(flow))
             return response
         granted = choice.granted if choice is not None else frozenset()
-        return await self.issue_code(server, oauth_request, grant, person, _release(grant, granted))
+        return await self.issue_code(
+            server, oauth_request, grant, person, _release(grant, granted), transaction
+        )
 
     def requested(self, grant: _CodeGrant, client: RegisteredClient) -> dict[str, bool]:
         """The claims the request asks for beyond ``sub``, each with whether it is essential."""
@@ -841,9 +855,13 @@ class _Provider:
             message = "error_redirect"
         return self.error_page(language, message)
 
-    async def person(self, session: _SignIn, client: RegisteredClient) -> _Person | None:
+    async def person(
+        self, session: _SignIn, client: RegisteredClient, transaction: AsyncSession | None = None
+    ) -> _Person | None:
+        """The signed-in person as ``client`` sees them (None when no longer active), their pseudonym
+        recorded in ``transaction`` when given."""
         try:
-            subject = await self.register.active_pseudonym(session.uin, client.sector)
+            subject = await self.register.active_pseudonym(session.uin, client.sector, transaction)
         except DpiError:
             return None
         if subject is None:
@@ -857,7 +875,9 @@ class _Provider:
         grant: _CodeGrant,
         person: _Person,
         released: Mapping[str, list[str]],
+        transaction: AsyncSession | None = None,
     ) -> Response[Any]:
+        """The redirect with a new code, the code written in ``transaction`` when given."""
         data = grant.request.payload.data
         acr = acr_to_issue(
             person.acr, acr_values=data.get("acr_values"), claim=_claims_request(grant).id_token.get("acr")
@@ -868,7 +888,7 @@ class _Provider:
             oauth_request, grant_user=person, grant=grant
         )
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
+        async with self._transaction(transaction) as session:
             for code, request in server.outcome.codes:
                 data = request.payload.data
                 await session.execute(
@@ -973,32 +993,37 @@ class _Provider:
                 {"Authorization": authorization} if authorization else {}
             )
             client = await self.clients.client(client_id or "")
-        code = None
-        code_value = data.get("code")
-        if client is not None and code_value:
-            code = await self._load_code(code_value, client)
-        server = _Server(self, [client] if client is not None else [], code, asserted)
-        try:
-            oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
-        except OAuth2Error as error:
-            return Response(
-                {"error": str(error.error), "error_description": str(error.description)},
-                status_code=400,
-                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-            )
-        status, body, headers = server.create_token_response(oauth_request)
-        if status == 200 and code is not None and not await self._consume(code, server.outcome):
-            status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
+        # The code is read, and consumed with the tokens it issues recorded, on one connection; consuming
+        # stays one conditional update, so two redemptions racing cannot both succeed.
+        async with self.context.sessions() as session, session.begin():
+            code = None
+            code_value = data.get("code")
+            if client is not None and code_value:
+                code = await self._load_code(code_value, client, session)
+            server = _Server(self, [client] if client is not None else [], code, asserted)
+            try:
+                oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+            except OAuth2Error as error:
+                return Response(
+                    {"error": str(error.error), "error_description": str(error.description)},
+                    status_code=400,
+                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+                )
+            status, body, headers = server.create_token_response(oauth_request)
+            if status == 200 and code is not None and not await self._consume(code, server.outcome, session):
+                status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
         return Response(
             body,
             status_code=status,
             headers={**dict(headers), "Cache-Control": "no-store", "Pragma": "no-cache"},
         )
 
-    async def _load_code(self, value: str, client: RegisteredClient) -> _Code | None:
+    async def _load_code(
+        self, value: str, client: RegisteredClient, transaction: AsyncSession | None = None
+    ) -> _Code | None:
         code_hash = _sha256(value)
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
+        async with self._transaction(transaction) as session:
             row = (await session.execute(_CODE, {"hash_": code_hash})).first()
             if row is None or row.client_id != client.client_id:
                 return None
@@ -1046,9 +1071,9 @@ class _Provider:
         found = await session.execute(_PERSON_OF_PSEUDONYM, {"sector_": sector, "subject_": subject})
         return found.first()
 
-    async def _consume(self, code: _Code, outcome: _Outcome) -> bool:
+    async def _consume(self, code: _Code, outcome: _Outcome, transaction: AsyncSession | None = None) -> bool:
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
+        async with self._transaction(transaction) as session:
             result = await session.execute(_USE_CODE, {"hash_": code.code_hash, "now_": now})
             if getattr(result, "rowcount", 0) != 1:
                 return False
@@ -1449,18 +1474,23 @@ def build_routes(
                 "auth.type_locked": "otp_locked",
             }
             return provider.otp_page(language, flow, message.get(error.reason_code, "otp_refused"))
-        session, cookie = await provider.open_session(uin)
-        person = await provider.person(session, client)
-        server = _Server(provider, [client])
-        try:
-            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
-            if person is None:
-                raise InvalidRequestError("The person cannot sign in.")
-            grant = server.get_consent_grant(oauth_request, end_user=person)
-            provider._check_request(grant)
-            response = await provider.conclude(server, oauth_request, grant, person, client, language)
-        except OAuth2Error as error:
-            response = provider.oauth_error(error, language)
+        # The session, the person's pseudonym and the code are written in one transaction: all of them
+        # durable before the redirect, or none.
+        async with provider.context.sessions() as transaction, transaction.begin():
+            session, cookie = await provider.open_session(uin, transaction)
+            person = await provider.person(session, client, transaction)
+            server = _Server(provider, [client])
+            try:
+                oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
+                if person is None:
+                    raise InvalidRequestError("The person cannot sign in.")
+                grant = server.get_consent_grant(oauth_request, end_user=person)
+                provider._check_request(grant)
+                response = await provider.conclude(
+                    server, oauth_request, grant, person, client, language, transaction
+                )
+            except OAuth2Error as error:
+                response = provider.oauth_error(error, language)
         response.set_cookie(cookie)
         if response.status_code != 200:
             response.set_cookie(provider.clear(_FLOW_COOKIE))
@@ -1503,17 +1533,25 @@ def build_routes(
                     state=grant.request.payload.data.get("state"),
                 )
             requested = provider.requested(grant, client)
-            try:
-                choice = await provider.consents.choose(person.subject, client, requested, chosen, language)
-            except DpiError as error:
-                _log.error(
-                    "claim release not recorded",
-                    extra={"event": "oidc_release_not_recorded", "reason_code": error.reason_code},
-                )
-                return provider.consent_page(language, flow, client, requested, None, "consent_failed")
-            response = await provider.issue_code(
-                server, oauth_request, grant, person, _release(grant, choice.granted)
-            )
+            # The choice and the code it allows are written in one transaction; the recorder, when there
+            # is one, is asked before anything is written.
+            async with provider.context.sessions() as transaction, transaction.begin():
+                try:
+                    choice = await provider.consents.choose(
+                        person.subject, client, requested, chosen, language, transaction
+                    )
+                except DpiError as error:
+                    _log.error(
+                        "claim release not recorded",
+                        extra={"event": "oidc_release_not_recorded", "reason_code": error.reason_code},
+                    )
+                    return provider.consent_page(language, flow, client, requested, None, "consent_failed")
+                try:
+                    response = await provider.issue_code(
+                        server, oauth_request, grant, person, _release(grant, choice.granted), transaction
+                    )
+                except OAuth2Error as error:
+                    response = provider.oauth_error(error, language)
         except OAuth2Error as error:
             response = provider.oauth_error(error, language)
         response.set_cookie(provider.clear(_FLOW_COOKIE))

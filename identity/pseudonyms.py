@@ -31,7 +31,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi.errors import DpiError
@@ -61,7 +62,12 @@ _PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
 _RECORDED: Final = select(_PSEUDONYMS.c.pseudonym).where(
     _PSEUDONYMS.c.person_id == bindparam("person_"), _PSEUDONYMS.c.sector == bindparam("sector_")
 )
-_RECORD: Final = insert(_PSEUDONYMS)
+# A pseudonym is derived from the UIN and the sector alone: a concurrent writer of the same row wrote the
+# same value, so a conflict leaves nothing to do (and does not abort the caller's transaction).
+_RECORD: Final = {
+    "postgresql": postgresql.insert(_PSEUDONYMS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_PSEUDONYMS).on_conflict_do_nothing(),
+}
 
 
 # The key files are the kernel's 32-byte secret files; these names are kept for the block's callers.
@@ -105,7 +111,8 @@ async def record_pseudonym_of(
     existing = await session.scalar(_RECORDED, {"person_": person_id, "sector_": sector})
     if existing is None:
         await session.execute(
-            _RECORD, {"sector": sector, "pseudonym": pseudonym, "person_id": person_id, "issued_at": now}
+            _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"],
+            {"sector": sector, "pseudonym": pseudonym, "person_id": person_id, "issued_at": now},
         )
     return pseudonym
 

@@ -863,9 +863,12 @@ class PersonRegister:
 
         return await self._transaction(work)
 
-    async def active_pseudonym(self, uin: str, sector: str) -> str | None:
+    async def active_pseudonym(
+        self, uin: str, sector: str, session: AsyncSession | None = None
+    ) -> str | None:
         """:meth:`sector_pseudonym_for` for a person who is active, None for anyone else, in one
-        transaction (the OpenID provider names a signed-in person to a client with it)."""
+        transaction, the caller's when ``session`` is given (the OpenID provider names a signed-in person
+        to a client with it)."""
         if not pseudonyms.is_sector(sector):
             raise DpiError("request.invalid_parameter", "not a sector")
         if not is_uin(uin):
@@ -882,6 +885,8 @@ class PersonRegister:
                 session, self._pseudonym_key, person.id, uin, sector, now
             )
 
+        if session is not None:
+            return await work(session)
         return await self._transaction(work)
 
     async def translate(
