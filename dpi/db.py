@@ -31,6 +31,7 @@ from sqlalchemy.util import EMPTY_DICT
 
 __all__ = [
     "KERNEL_MIGRATIONS",
+    "POOL_SIZE",
     "MigrationState",
     "create_engine",
     "migration_state",
@@ -38,6 +39,7 @@ __all__ = [
     "upgrade",
 ]
 
+POOL_SIZE: Final = 10
 _SCRIPT_LOCATION: Final = Path(__file__).parent / "migrations"
 KERNEL_MIGRATIONS: Final = _SCRIPT_LOCATION / "versions"
 
@@ -48,15 +50,23 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     A PostgreSQL URL may end in ``?search_path=SCHEMA`` to keep every table in that schema.
     """
     parsed = make_url(url)
+    # Connections kept open per process: beyond them, each checkout opens a connection and closes it on
+    # return (a server process on PostgreSQL, a thread and the pragmas on SQLite), which a server at a
+    # few dozen requests at once did all the time with SQLAlchemy's default of five.
+    pooled = "poolclass" not in options and "pool" not in options
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if pooled:
+                options.setdefault("pool_size", POOL_SIZE)
         options.setdefault("module", _ONE_HOP_AIOSQLITE)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     options.setdefault("pool_pre_ping", True)
+    if pooled:
+        options.setdefault("pool_size", POOL_SIZE)
     search_path = parsed.query.get("search_path")
     if isinstance(search_path, str) and search_path:
         # A deployment may keep dpi-blocks in its own schema: postgresql+asyncpg://.../db?search_path=dpi

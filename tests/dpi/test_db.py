@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool, QueuePool
 
 from dpi import db, outbox
 from dpi.models import OutboxMessage
@@ -185,3 +186,22 @@ async def test_sqlite_statements_keep_their_results_rowcounts_and_errors(tmp_pat
             assert partial.fetchall() == [(4,)]
     finally:
         await engine.dispose()
+
+
+async def test_engines_keep_a_pool_of_connections(database_url: str) -> None:
+    """A file or server database keeps ``POOL_SIZE`` connections open; an in-memory SQLite database keeps
+    its single one, and a caller's own pool class is left alone."""
+    engine = db.create_engine(database_url)
+    memory = db.create_engine("sqlite+aiosqlite:///:memory:")
+    unpooled = db.create_engine(database_url, poolclass=NullPool)
+    try:
+        assert isinstance(engine.pool, QueuePool)
+        assert engine.pool.size() == db.POOL_SIZE
+        async with memory.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+        async with unpooled.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+        assert isinstance(unpooled.pool, NullPool)
+    finally:
+        for each in (engine, memory, unpooled):
+            await each.dispose()
