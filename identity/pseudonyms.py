@@ -29,7 +29,7 @@ import hmac
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,11 +42,11 @@ from identity.models import PersonRow, PseudonymRow, TranslationRow
 __all__ = [
     "KEY_SIZE",
     "SECTOR_PATTERN",
+    "NamedPerson",
     "PseudonymKeyError",
     "is_sector",
     "load_or_create_key",
     "record_pseudonym",
-    "record_pseudonym_of",
     "sector_pseudonym",
     "subject_hash",
     "translate",
@@ -95,24 +95,26 @@ def subject_hash(key: bytes, uin: str) -> str:
     return hmac.new(key, _AUDIT_LABEL + uin.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+class NamedPerson(Protocol):
+    """What :func:`record_pseudonym` needs of a person: a ``PersonRow`` or a row of its columns."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def uin(self) -> str: ...
+
+
 async def record_pseudonym(
-    session: AsyncSession, key: bytes, person: PersonRow, sector: str, now: datetime
+    session: AsyncSession, key: bytes, person: NamedPerson, sector: str, now: datetime
 ) -> str:
     """The person's pseudonym in ``sector``, recorded (once) so that it can be translated later."""
-    return await record_pseudonym_of(session, key, person.id, person.uin, sector, now)
-
-
-async def record_pseudonym_of(
-    session: AsyncSession, key: bytes, person_id: str, uin: str, sector: str, now: datetime
-) -> str:
-    """:func:`record_pseudonym` for the person ``person_id`` whose UIN is ``uin`` (Core statements: the
-    OpenID provider names the signed-in person with it on every sign-in)."""
-    pseudonym = sector_pseudonym(key, uin, sector)
-    existing = await session.scalar(_RECORDED, {"person_": person_id, "sector_": sector})
+    pseudonym = sector_pseudonym(key, person.uin, sector)
+    existing = await session.scalar(_RECORDED, {"person_": person.id, "sector_": sector})
     if existing is None:
         await session.execute(
             _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"],
-            {"sector": sector, "pseudonym": pseudonym, "person_id": person_id, "issued_at": now},
+            {"sector": sector, "pseudonym": pseudonym, "person_id": person.id, "issued_at": now},
         )
     return pseudonym
 

@@ -118,7 +118,9 @@ _UIN_OF_VID: Final = (
 _CONTACT: Final = select(_PERSONS.c.status, _PERSONS.c.demographics).where(
     _PERSONS.c.uin == bindparam("uin_")
 )
-_ID_AND_STATUS: Final = select(_PERSONS.c.id, _PERSONS.c.status).where(_PERSONS.c.uin == bindparam("uin_"))
+_ID_AND_STATUS: Final = select(_PERSONS.c.id, _PERSONS.c.uin, _PERSONS.c.status).where(
+    _PERSONS.c.uin == bindparam("uin_")
+)
 
 
 def _utcnow() -> datetime:
@@ -881,9 +883,7 @@ class PersonRegister:
                 raise DpiError("identity.not_found", _NO_SUCH_PERSON)
             if person.status != _ACTIVE:
                 return None
-            return await pseudonyms.record_pseudonym_of(
-                session, self._pseudonym_key, person.id, uin, sector, now
-            )
+            return await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
 
         if session is not None:
             return await work(session)
