@@ -314,10 +314,6 @@ class OtpAuthenticator:
 
     # --- sending ------------------------------------------------------------------------------------------
 
-    async def _target(self, identifier: str) -> _Target:
-        async with self.sessions() as session:
-            return await self._target_in(session, identifier)
-
     async def _target_in(self, session: AsyncSession, identifier: str) -> _Target:
         try:
             uin = await self.register.resolve(identifier, session)
@@ -380,34 +376,35 @@ class OtpAuthenticator:
                 "request.invalid_parameter",
                 details=[ErrorDetail("/client_id", "request.invalid_parameter", "a registered client id")],
             )
-        target = await self._target(identifier)
-        if target.refusal is not None and not self.policy.conceal_refusals:
-            raise target.refusal
-        subject_key = self._subject_key(target.subject)
-        now = self._clock()
-        transaction_id = str(uuid.uuid4())
-        code = self._new_code()
-        expires_at = now + self.policy.ttl
-        client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
-        # The person's throttle row first, the client's last: the client's row is shared by every sign-in
-        # through that client, so it is held only for its own count and the insert.
-        limits = (
-            (
-                "subject:" + subject_key,
-                _RECENT_BY_SUBJECT,
-                subject_key,
-                self.policy.sends_per_identifier,
-                self.policy.identifier_window,
-            ),
-            (
-                client_key,
-                _RECENT_BY_CLIENT,
-                client_id,
-                self.policy.sends_per_client,
-                self.policy.client_window,
-            ),
-        )
         async with self.sessions() as session, session.begin():
+            # The person is looked up on the connection that then checks and records the send.
+            target = await self._target_in(session, identifier)
+            if target.refusal is not None and not self.policy.conceal_refusals:
+                raise target.refusal
+            subject_key = self._subject_key(target.subject)
+            now = self._clock()
+            transaction_id = str(uuid.uuid4())
+            code = self._new_code()
+            expires_at = now + self.policy.ttl
+            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
+            # The person's throttle row first, the client's last: the client's row is shared by every sign-in
+            # through that client, so it is held only for its own count and the insert.
+            limits = (
+                (
+                    "subject:" + subject_key,
+                    _RECENT_BY_SUBJECT,
+                    subject_key,
+                    self.policy.sends_per_identifier,
+                    self.policy.identifier_window,
+                ),
+                (
+                    client_key,
+                    _RECENT_BY_CLIENT,
+                    client_id,
+                    self.policy.sends_per_client,
+                    self.policy.client_window,
+                ),
+            )
             guard = (await session.execute(_GUARD_LOCK, {"subject_": subject_key})).first()
             if guard is not None and guard.locked_until is not None and _aware(guard.locked_until) > now:
                 _log.info("otp send refused", extra={"event": "otp_locked", "client_id": client_id})
