@@ -4,8 +4,9 @@ consent page when the provider shows one, the redirect with the code, POST /toke
 GET /userinfo), with p50/p95 per endpoint, and the same transport's GET /healthz round trips as baseline.
 
 In-process by default (the kernel app behind httpx's ASGI transport, one process). With --workers N the
-app is served by granian with N worker processes on 127.0.0.1 and driven over TCP; codes then travel
-through the SMS-gateway sender to a receiver the benchmark runs, as in a deployment.
+app is served by granian with N worker processes on 127.0.0.1 and driven over TCP by light browsers (one
+keep-alive connection each, h11 on asyncio streams, a cookie jar); codes then travel through the
+SMS-gateway sender to a receiver the benchmark runs, as in a deployment.
 
 SQLite in a temporary directory by default; --postgres URL (default DPI_TEST_DATABASE_URL) runs on a
 scratch schema of that database, created and dropped by the run. People are enrolled from the demo's
@@ -34,11 +35,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import asyncpg
+import h11
 import httpx
 from sqlalchemy.engine import make_url
 
@@ -156,16 +159,141 @@ class Timings:
         self.per_step[step].append((time.perf_counter() - started) * 1000)
 
 
-async def timed(timings: Timings, step: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+class Answer:
+    """A response as :func:`sign_in` reads it (the part of ``httpx.Response`` it uses)."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], body: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Browser:
+    """A browser's HTTP/1.1 over one keep-alive TCP connection (asyncio streams, h11 for the protocol),
+    with its cookie jar; far less client CPU per request than httpx, so the run measures the server.
+
+    Cookies are kept by name with their path and sent on requests under that path; ``Max-Age=0`` (or a
+    past ``Expires``) deletes one, as browsers do. Redirects are not followed (the flow reads them).
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.cookies: dict[str, tuple[str, str]] = {}
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._protocol: h11.Connection | None = None
+
+    async def __aenter__(self) -> Browser:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+    async def get(
+        self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
+        target = f"{path}?{urlencode(params)}" if params else path
+        return await self.request("GET", target, dict(headers or {}))
+
+    async def post(
+        self, path: str, data: Any, auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
+        fields = dict(headers or {})
+        if auth is not None:
+            fields["authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        fields["content-type"] = "application/x-www-form-urlencoded"
+        return await self.request("POST", path, fields, urlencode(data, doseq=True).encode())
+
+    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        return await asyncio.wait_for(self._exchange(method, target, headers, body), self.timeout)
+
+    async def _exchange(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        path = urlsplit(target).path
+        jar = "; ".join(
+            f"{name}={value}" for name, (value, where) in self.cookies.items() if path.startswith(where)
+        )
+        fields = [("host", f"{self.host}:{self.port}"), *headers.items(), ("content-length", str(len(body)))]
+        if jar:
+            fields.append(("cookie", jar))
+        for attempt in (1, 2):
+            reused = self._streams is not None
+            if self._streams is None or self._protocol is None or self._protocol.our_state is not h11.IDLE:
+                await self.close()
+                reused = False
+                self._streams = await asyncio.open_connection(self.host, self.port)
+                self._protocol = h11.Connection(h11.CLIENT)
+            reader, writer = self._streams
+            protocol = self._protocol
+            writer.write(protocol.send(h11.Request(method=method, target=target, headers=fields)))
+            writer.write(protocol.send(h11.Data(data=body)) + protocol.send(h11.EndOfMessage()))
+            try:
+                answer = await self._read(reader, protocol)
+            except (ConnectionError, h11.RemoteProtocolError):
+                # A keep-alive connection the server closed meanwhile: once more on a fresh one.
+                await self.close()
+                if attempt == 2 or not reused:
+                    raise
+                continue
+            if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+                protocol.start_next_cycle()
+            return answer
+        raise AssertionError("unreachable")
+
+    async def _read(self, reader: asyncio.StreamReader, protocol: h11.Connection) -> Answer:
+        status, headers, body = 0, {}, bytearray()
+        set_cookies: list[str] = []
+        while True:
+            event = protocol.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise ConnectionResetError("the server closed the connection")
+                protocol.receive_data(chunk)
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                for name, value in event.headers:
+                    if name == b"set-cookie":
+                        set_cookies.append(value.decode("latin-1"))
+                    else:
+                        headers[name.decode("latin-1")] = value.decode("latin-1")
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        for line in set_cookies:
+            self._store(line)
+        return Answer(status, headers, bytes(body))
+
+    def _store(self, line: str) -> None:
+        parsed = SimpleCookie()
+        parsed.load(line)
+        for name, morsel in parsed.items():
+            expired = morsel["max-age"] not in ("", None) and int(morsel["max-age"]) <= 0
+            if expired or not morsel.value:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = (morsel.value, morsel["path"] or "/")
+
+
+async def timed(timings: Timings, step: str, request: Awaitable[Any]) -> Any:
     started = time.perf_counter()
     response = await request
     timings.add(step, started)
     return response
 
 
-async def sign_in(
-    http: httpx.AsyncClient, person: tuple[str, str], secret: str, codes: Codes, timings: Timings
-) -> None:
+async def sign_in(http: Any, person: tuple[str, str], secret: str, codes: Codes, timings: Timings) -> None:
     """One complete sign-in; raises on anything a browser or relying party would not accept."""
     uin, phone = person
     http.cookies.clear()
@@ -283,7 +411,14 @@ async def run_flows(
                 person = queue.get_nowait()
                 try:
                     await sign_in(http, person, secret, codes, timings)
-                except (AssertionError, httpx.HTTPError, TimeoutError, KeyError) as error:
+                except (
+                    AssertionError,
+                    httpx.HTTPError,
+                    OSError,
+                    h11.ProtocolError,
+                    TimeoutError,
+                    KeyError,
+                ) as error:
                     timings.failures.append(f"{type(error).__name__}: {error}")
 
     server_started = server_cpu() if server_cpu is not None else 0.0
@@ -422,7 +557,6 @@ async def served(settings: Settings, codes: Codes, workers: int, directory: Path
             process = await asyncio.create_subprocess_exec(
                 *command, env=env, cwd=REPOSITORY, stdout=log, stderr=log, start_new_session=True
             )
-        limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + SERVER_READY_SECONDS
@@ -436,8 +570,8 @@ async def served(settings: Settings, codes: Codes, workers: int, directory: Path
                     except httpx.TransportError:
                         await asyncio.sleep(0.1)
 
-            def client_for() -> httpx.AsyncClient:
-                return httpx.AsyncClient(base_url=base, limits=limits, timeout=10.0)
+            def client_for() -> Browser:
+                return Browser("127.0.0.1", port)
 
             yield client_for, lambda: process_group_cpu(process.pid)
         finally:

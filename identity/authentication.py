@@ -51,9 +51,21 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -72,6 +84,92 @@ __all__ = [
 ]
 
 _log = logging.getLogger("identity.authentication")
+# Sending and verifying run Core statements on the tables: the ORM's per-statement work (entities,
+# identity map, unit of work) cost several times the statement itself on the sign-in path.
+_TRANSACTIONS: Final = cast(Table, OtpTransactionRow.__table__)
+_THROTTLES: Final = cast(Table, OtpThrottleRow.__table__)
+_GUARDS: Final = cast(Table, OtpGuardRow.__table__)
+_TYPE_LOCKS: Final = cast(Table, AuthTypeLockRow.__table__)
+
+
+def _recent(sent_by: ColumnElement[str]) -> Select[int]:
+    # Counting stops at the limit: a client allowed many sends a minute costs no more than it must.
+    return select(func.count()).select_from(
+        select(_TRANSACTIONS.c.transaction_id)
+        .where(sent_by == bindparam("by_"), _TRANSACTIONS.c.created_at > bindparam("since_"))
+        .limit(bindparam("limit_", type_=Integer))
+        .subquery()
+    )
+
+
+def _touch(dialect: Any) -> Any:
+    statement = dialect.insert(_THROTTLES).values(key=bindparam("key_"), touched_at=bindparam("now_"))
+    return statement.on_conflict_do_update(
+        index_elements=[_THROTTLES.c.key], set_={"touched_at": statement.excluded.touched_at}
+    )
+
+
+def _guard_upsert(dialect: Any) -> Any:
+    statement = dialect.insert(_GUARDS).values(subject_key=bindparam("subject_"), failures=0)
+    return statement.on_conflict_do_update(
+        index_elements=[_GUARDS.c.subject_key], set_={"failures": _GUARDS.c.failures}
+    ).returning(_GUARDS.c.failures, _GUARDS.c.last_failure_at, _GUARDS.c.locked_until)
+
+
+# The statements are built once, with bound parameters: building a statement's expression tree cost
+# more than running it.
+_RECENT_BY_SUBJECT: Final = _recent(_TRANSACTIONS.c.subject_key)
+_RECENT_BY_CLIENT: Final = _recent(_TRANSACTIONS.c.client_id)
+_TOUCH: Final = {"postgresql": _touch(postgresql), "sqlite": _touch(sqlite)}
+_GUARD: Final = {"postgresql": _guard_upsert(postgresql), "sqlite": _guard_upsert(sqlite)}
+_TYPE_LOCKED: Final = select(_TYPE_LOCKS.c.uin).where(
+    _TYPE_LOCKS.c.uin == bindparam("uin_"), _TYPE_LOCKS.c.auth_type == bindparam("type_")
+)
+_GUARD_LOCK: Final = select(_GUARDS.c.locked_until).where(_GUARDS.c.subject_key == bindparam("subject_"))
+_NEW_TRANSACTION: Final = insert(_TRANSACTIONS)
+_SET_STATE: Final = (
+    update(_TRANSACTIONS)
+    .where(_TRANSACTIONS.c.transaction_id == bindparam("id_"), _TRANSACTIONS.c.state == bindparam("from_"))
+    .values(state=bindparam("to_"))
+)
+_ATTEMPT: Final = (
+    update(_TRANSACTIONS)
+    .where(_TRANSACTIONS.c.transaction_id == bindparam("id_"))
+    .values(attempts=_TRANSACTIONS.c.attempts + 1)
+    .returning(
+        _TRANSACTIONS.c.subject_key,
+        _TRANSACTIONS.c.client_id,
+        _TRANSACTIONS.c.uin,
+        _TRANSACTIONS.c.code_hash,
+        _TRANSACTIONS.c.state,
+        _TRANSACTIONS.c.failures,
+        _TRANSACTIONS.c.expires_at,
+    )
+)
+_USE: Final = (
+    update(_TRANSACTIONS)
+    .where(_TRANSACTIONS.c.transaction_id == bindparam("id_"))
+    .values(state=bindparam("state_"), used_at=bindparam("now_"))
+)
+_GUARD_CLEAR: Final = (
+    update(_GUARDS)
+    .where(_GUARDS.c.subject_key == bindparam("subject_"))
+    .values(failures=0, last_failure_at=None)
+)
+_FAILED_ATTEMPT: Final = (
+    update(_TRANSACTIONS)
+    .where(_TRANSACTIONS.c.transaction_id == bindparam("id_"))
+    .values(failures=_TRANSACTIONS.c.failures + 1)
+)
+_GUARD_FAILURE: Final = (
+    update(_GUARDS)
+    .where(_GUARDS.c.subject_key == bindparam("subject_"))
+    .values(
+        failures=bindparam("failures_"),
+        last_failure_at=bindparam("now_"),
+        locked_until=bindparam("locked_until_"),
+    )
+)
 
 OTP: Final = "otp"
 AUTH_TYPES: Final = frozenset({OTP})
@@ -216,10 +314,6 @@ class OtpAuthenticator:
 
     # --- sending ------------------------------------------------------------------------------------------
 
-    async def _target(self, identifier: str) -> _Target:
-        async with self.sessions() as session:
-            return await self._target_in(session, identifier)
-
     async def _target_in(self, session: AsyncSession, identifier: str) -> _Target:
         try:
             uin = await self.register.resolve(identifier, session)
@@ -242,40 +336,26 @@ class OtpAuthenticator:
         self,
         session: AsyncSession,
         key: str,
-        sent_by: ColumnElement[bool],
+        recent: Select[int],
+        sent_by: str,
         limit: int,
         window: timedelta,
         now: datetime,
     ) -> bool:
-        """True when fewer than ``limit`` transactions matching ``sent_by`` were created within ``window``.
+        """True when fewer than ``limit`` transactions sent by ``sent_by`` (a subject key or a client id,
+        as ``recent`` counts them) were created within ``window``.
 
         The throttle row is written first: that takes its lock (PostgreSQL) or the write lock (SQLite)
         before counting, so two sends in any processes count one after the other and never both squeeze
         into the last place.
         """
-        values = {"key": key, "touched_at": now}
-        statement: postgresql.Insert | sqlite.Insert
-        if session.get_bind().dialect.name == "postgresql":
-            statement = postgresql.insert(OtpThrottleRow).values(values)
-        else:
-            statement = sqlite.insert(OtpThrottleRow).values(values)
-        await session.execute(
-            statement.on_conflict_do_update(index_elements=[OtpThrottleRow.key], set_={"touched_at": now})
-        )
-        # Counting stops at the limit: a client allowed many sends a minute costs no more than it must.
-        recent = await session.scalar(
-            select(func.count()).select_from(
-                select(OtpTransactionRow.transaction_id)
-                .where(sent_by, OtpTransactionRow.created_at > now - window)
-                .limit(limit)
-                .subquery()
-            )
-        )
-        return (recent or 0) < limit
+        await session.execute(_TOUCH[_dialect(session)], {"key_": key, "now_": now})
+        count = await session.scalar(recent, {"by_": sent_by, "since_": now - window, "limit_": limit})
+        return (count or 0) < limit
 
     async def _type_locked(self, session: AsyncSession, uin: str, auth_type: str = OTP) -> bool:
-        row = await session.get(AuthTypeLockRow, (uin, auth_type))
-        return row is not None
+        row = await session.execute(_TYPE_LOCKED, {"uin_": uin, "type_": auth_type})
+        return row.first() is not None
 
     async def send(self, identifier: str, *, client_id: str) -> dict[str, Any]:
         """Send a code to the person ``identifier`` (a UIN or an active VID) names, for ``client_id``.
@@ -296,57 +376,62 @@ class OtpAuthenticator:
                 "request.invalid_parameter",
                 details=[ErrorDetail("/client_id", "request.invalid_parameter", "a registered client id")],
             )
-        target = await self._target(identifier)
-        if target.refusal is not None and not self.policy.conceal_refusals:
-            raise target.refusal
-        subject_key = self._subject_key(target.subject)
-        now = self._clock()
-        transaction_id = str(uuid.uuid4())
-        code = self._new_code()
-        expires_at = now + self.policy.ttl
-        client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
-        # The person's throttle row first, the client's last: the client's row is shared by every sign-in
-        # through that client, so it is held only for its own count and the insert.
-        limits = (
-            (
-                "subject:" + subject_key,
-                OtpTransactionRow.subject_key == subject_key,
-                self.policy.sends_per_identifier,
-                self.policy.identifier_window,
-            ),
-            (
-                client_key,
-                OtpTransactionRow.client_id == client_id,
-                self.policy.sends_per_client,
-                self.policy.client_window,
-            ),
-        )
         async with self.sessions() as session, session.begin():
-            guard = await session.get(OtpGuardRow, subject_key)
+            # The person is looked up on the connection that then checks and records the send.
+            target = await self._target_in(session, identifier)
+            if target.refusal is not None and not self.policy.conceal_refusals:
+                raise target.refusal
+            subject_key = self._subject_key(target.subject)
+            now = self._clock()
+            transaction_id = str(uuid.uuid4())
+            code = self._new_code()
+            expires_at = now + self.policy.ttl
+            client_key = "client:" + hashlib.sha256(client_id.encode("utf-8")).hexdigest()
+            # The person's throttle row first, the client's last: the client's row is shared by every sign-in
+            # through that client, so it is held only for its own count and the insert.
+            limits = (
+                (
+                    "subject:" + subject_key,
+                    _RECENT_BY_SUBJECT,
+                    subject_key,
+                    self.policy.sends_per_identifier,
+                    self.policy.identifier_window,
+                ),
+                (
+                    client_key,
+                    _RECENT_BY_CLIENT,
+                    client_id,
+                    self.policy.sends_per_client,
+                    self.policy.client_window,
+                ),
+            )
+            guard = (await session.execute(_GUARD_LOCK, {"subject_": subject_key})).first()
             if guard is not None and guard.locked_until is not None and _aware(guard.locked_until) > now:
                 _log.info("otp send refused", extra={"event": "otp_locked", "client_id": client_id})
                 raise DpiError("otp.locked")
             if target.uin is not None and await self._type_locked(session, target.uin):
                 _log.info("otp send refused", extra={"event": "otp_type_locked", "client_id": client_id})
                 raise DpiError("auth.type_locked")
-            for key, sent_by, limit, window in limits:
-                if not await self._admit(session, key, sent_by, limit, window, now):
+            for key, recent, sent_by, limit, window in limits:
+                if not await self._admit(session, key, recent, sent_by, limit, window, now):
                     _log.info("otp send refused", extra={"event": "otp_rate_limited", "client_id": client_id})
                     raise DpiError("otp.rate_limited")
-            session.add(
-                OtpTransactionRow(
-                    transaction_id=transaction_id,
-                    subject_key=subject_key,
-                    client_id=client_id,
+            await session.execute(
+                _NEW_TRANSACTION,
+                {
+                    "transaction_id": transaction_id,
+                    "subject_key": subject_key,
+                    "client_id": client_id,
                     # A transaction without a UIN can never verify, whatever code is tried.
-                    uin=target.uin if target.refusal is None else None,
-                    code_hash=self._code_hash(transaction_id, code),
-                    state=_PENDING,
-                    failures=0,
-                    attempts=0,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
+                    "uin": target.uin if target.refusal is None else None,
+                    "code_hash": self._code_hash(transaction_id, code),
+                    "state": _PENDING,
+                    "failures": 0,
+                    "attempts": 0,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                    "used_at": None,
+                },
             )
         await self._deliver(transaction_id, code, target, client_id)
         return {
@@ -383,13 +468,7 @@ class OtpAuthenticator:
 
     async def _set_state(self, transaction_id: str, state: str) -> None:
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(OtpTransactionRow)
-                .where(
-                    OtpTransactionRow.transaction_id == transaction_id, OtpTransactionRow.state == _PENDING
-                )
-                .values(state=state)
-            )
+            await session.execute(_SET_STATE, {"id_": transaction_id, "from_": _PENDING, "to_": state})
 
     # --- verifying ----------------------------------------------------------------------------------------
 
@@ -422,22 +501,7 @@ class OtpAuthenticator:
         The first statement writes the transaction row, which takes its lock (PostgreSQL) or the write
         lock (SQLite): a second verification of the same transaction waits, then sees it used.
         """
-        row = (
-            await session.execute(
-                update(OtpTransactionRow)
-                .where(OtpTransactionRow.transaction_id == transaction_id)
-                .values(attempts=OtpTransactionRow.attempts + 1)
-                .returning(
-                    OtpTransactionRow.subject_key,
-                    OtpTransactionRow.client_id,
-                    OtpTransactionRow.uin,
-                    OtpTransactionRow.code_hash,
-                    OtpTransactionRow.state,
-                    OtpTransactionRow.failures,
-                    OtpTransactionRow.expires_at,
-                )
-            )
-        ).one_or_none()
+        row = (await session.execute(_ATTEMPT, {"id_": transaction_id})).one_or_none()
         if row is None:
             return "otp.invalid", None
         guard = await self._guard(session, row.subject_key)
@@ -454,33 +518,21 @@ class OtpAuthenticator:
             self._code_hash(transaction_id, code if well_formed else ""), row.code_hash
         )
         if well_formed and matches and row.client_id == client_id and row.uin is not None:
-            await session.execute(
-                update(OtpTransactionRow)
-                .where(OtpTransactionRow.transaction_id == transaction_id)
-                .values(state=_USED, used_at=now)
-            )
-            await session.execute(
-                update(OtpGuardRow)
-                .where(OtpGuardRow.subject_key == row.subject_key)
-                .values(failures=0, last_failure_at=None)
-            )
+            await session.execute(_USE, {"id_": transaction_id, "state_": _USED, "now_": now})
+            await session.execute(_GUARD_CLEAR, {"subject_": row.subject_key})
             return None, row.uin
-        await session.execute(
-            update(OtpTransactionRow)
-            .where(OtpTransactionRow.transaction_id == transaction_id)
-            .values(failures=OtpTransactionRow.failures + 1)
-        )
+        await session.execute(_FAILED_ATTEMPT, {"id_": transaction_id})
         stale = guard.last_failure_at is None or _aware(guard.last_failure_at) <= now - self.policy.lock
         failures = 1 if stale else guard.failures + 1
         locked = failures >= self.policy.max_failures
         await session.execute(
-            update(OtpGuardRow)
-            .where(OtpGuardRow.subject_key == row.subject_key)
-            .values(
-                failures=0 if locked else failures,
-                last_failure_at=now,
-                locked_until=now + self.policy.lock if locked else guard.locked_until,
-            )
+            _GUARD_FAILURE,
+            {
+                "subject_": row.subject_key,
+                "failures_": 0 if locked else failures,
+                "now_": now,
+                "locked_until_": now + self.policy.lock if locked else guard.locked_until,
+            },
         )
         return ("otp.locked" if locked else "otp.invalid"), None
 
@@ -488,16 +540,7 @@ class OtpAuthenticator:
         self, session: AsyncSession, subject_key: str
     ) -> Row[int, datetime | None, datetime | None]:
         """The subject's guard row, created if missing and locked for the rest of the transaction."""
-        values = {"subject_key": subject_key, "failures": 0}
-        statement: postgresql.Insert | sqlite.Insert
-        if session.get_bind().dialect.name == "postgresql":
-            statement = postgresql.insert(OtpGuardRow).values(values)
-        else:
-            statement = sqlite.insert(OtpGuardRow).values(values)
-        upsert = statement.on_conflict_do_update(
-            index_elements=[OtpGuardRow.subject_key], set_={"failures": OtpGuardRow.failures}
-        ).returning(OtpGuardRow.failures, OtpGuardRow.last_failure_at, OtpGuardRow.locked_until)
-        return (await session.execute(upsert)).one()
+        return (await session.execute(_GUARD[_dialect(session)], {"subject_": subject_key})).one()
 
     # --- holder locks -------------------------------------------------------------------------------------
 
@@ -571,3 +614,7 @@ class OtpAuthenticator:
                 )
             )
         return count
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"

@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from consent.client import ClaimRelease, ClaimReleaseRecorder
@@ -30,6 +31,17 @@ from identity.pages import LANGUAGES, strings
 __all__ = ["CONSENT_TTL", "ClaimChoice", "ClaimConsents", "notice_text"]
 
 CONSENT_TTL: Final = timedelta(days=180)
+# Read and written with Core statements: every sign-in looks the choice up.
+_CHOICES: Final = cast(Table, ClaimConsentRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_CHOICE: Final = select(
+    _CHOICES.c.requested,
+    _CHOICES.c.granted,
+    _CHOICES.c.expires_at,
+    _CHOICES.c.withdrawn_at,
+    _CHOICES.c.consent_id,
+    _CHOICES.c.receipt,
+).where(_CHOICES.c.client_id == bindparam("client_"), _CHOICES.c.subject == bindparam("subject_"))
 
 
 def _utcnow() -> datetime:
@@ -92,11 +104,12 @@ class ClaimConsents:
     ) -> ClaimChoice | None:
         """The person's choice for the client while it is in force, else None; read in ``session`` when
         the caller has one open (one connection for a whole request)."""
+        parameters = {"client_": client_id, "subject_": subject}
         if session is None:
             async with self.sessions() as own:
-                row = await own.get(ClaimConsentRow, (client_id, subject))
+                row = (await own.execute(_CHOICE, parameters)).first()
         else:
-            row = await session.get(ClaimConsentRow, (client_id, subject))
+            row = (await session.execute(_CHOICE, parameters)).first()
         if row is None or row.withdrawn_at is not None or _aware(row.expires_at) <= self.clock():
             return None
         return ClaimChoice(
@@ -114,8 +127,11 @@ class ClaimConsents:
         requested: Collection[str],
         granted: Collection[str],
         language: str,
+        transaction: AsyncSession | None = None,
     ) -> ClaimChoice:
-        """Store the person's choice (``granted`` within ``requested``), its receipt recorded first."""
+        """Store the person's choice (``granted`` within ``requested``), its receipt recorded first; the
+        choice is written in ``transaction`` when given (the recorder is asked before anything is
+        written to it)."""
         released = frozenset(granted) & frozenset(requested)
         now = self.clock()
         days = max(1, self.ttl.days)
@@ -136,21 +152,23 @@ class ClaimConsents:
                 )
             )
             consent_id, receipt = recorded.consent_id, recorded.receipt
-        row = ClaimConsentRow(
-            client_id=client.client_id,
-            subject=subject,
-            requested=sorted(requested),
-            granted=sorted(released),
-            given_at=now,
-            expires_at=now + timedelta(days=days),
-            withdrawn_at=None,
-            consent_id=consent_id,
-            receipt=receipt,
-            withdrawal_receipt=None,
-        )
-        async with self.sessions() as session, session.begin():
-            await session.merge(row)
-        return ClaimChoice(frozenset(requested), released, _aware(row.expires_at), consent_id, receipt)
+        expires_at = now + timedelta(days=days)
+        choice = {
+            "requested": sorted(requested),
+            "granted": sorted(released),
+            "given_at": now,
+            "expires_at": expires_at,
+            "withdrawn_at": None,
+            "consent_id": consent_id,
+            "receipt": receipt,
+            "withdrawal_receipt": None,
+        }
+        if transaction is not None:
+            await _store(transaction, client.client_id, subject, choice)
+        else:
+            async with self.sessions() as session, session.begin():
+                await _store(session, client.client_id, subject, choice)
+        return ClaimChoice(frozenset(requested), released, _aware(expires_at), consent_id, receipt)
 
     async def withdraw(self, subject: str, client_id: str) -> str | None:
         """Withdraw the person's choice for the client: from now on only ``sub`` is released to it, and
@@ -169,6 +187,20 @@ class ClaimConsents:
                 .values(withdrawn_at=self.clock(), withdrawal_receipt=receipt)
             )
         return receipt
+
+
+async def _store(session: AsyncSession, client_id: str, subject: str, choice: Mapping[str, Any]) -> None:
+    statement: postgresql.Insert | sqlite.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(_CHOICES)
+    else:
+        statement = sqlite.insert(_CHOICES)
+    # One statement replaces the earlier choice, if any (the person chose again).
+    await session.execute(
+        statement.values(client_id=client_id, subject=subject, **choice).on_conflict_do_update(
+            index_elements=[_CHOICES.c.client_id, _CHOICES.c.subject], set_=dict(choice)
+        )
+    )
 
 
 def _notices(client_name: str, claims: Collection[str], days: int) -> Mapping[str, str]:

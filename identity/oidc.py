@@ -44,10 +44,11 @@ import secrets
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
@@ -76,7 +77,7 @@ from joserfc.errors import SecurityWarning
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.handlers import HTTPRouteHandler
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consent.client import ClaimReleaseRecorder
@@ -151,6 +152,37 @@ _PAGE_HEADERS: Final = {
 }
 
 _log = logging.getLogger("identity.oidc")
+# Sessions, codes, tokens and the person behind a pseudonym are read and written with Core statements:
+# the ORM's per-statement work cost several times the statement itself on the sign-in path.
+_SESSIONS: Final = cast(Table, SignInSessionRow.__table__)
+_CODES: Final = cast(Table, AuthorizationCodeRow.__table__)
+_TOKENS: Final = cast(Table, IssuedTokenRow.__table__)
+_PERSONS: Final = cast(Table, PersonRow.__table__)
+_PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_SIGNED_IN: Final = select(
+    _SESSIONS.c.uin, _SESSIONS.c.auth_time, _SESSIONS.c.acr, _SESSIONS.c.expires_at
+).where(_SESSIONS.c.session_hash == bindparam("hash_"))
+_NEW_SESSION: Final = insert(_SESSIONS)
+_NEW_CODE: Final = insert(_CODES)
+_CODE: Final = select(_CODES).where(_CODES.c.code_hash == bindparam("hash_"))
+_REVOKE_TOKENS_OF_CODE: Final = (
+    update(_TOKENS)
+    .where(_TOKENS.c.code_hash == bindparam("hash_"), _TOKENS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now_"))
+)
+_USE_CODE: Final = (
+    update(_CODES)
+    .where(_CODES.c.code_hash == bindparam("hash_"), _CODES.c.used_at.is_(None))
+    .values(used_at=bindparam("now_"))
+)
+_NEW_TOKEN: Final = insert(_TOKENS)
+_TOKEN: Final = select(_TOKENS.c.revoked_at, _TOKENS.c.claims).where(_TOKENS.c.jti == bindparam("jti_"))
+_PERSON_OF_PSEUDONYM: Final = (
+    select(_PERSONS.c.status, _PERSONS.c.demographics)
+    .join(_PSEUDONYMS, _PSEUDONYMS.c.person_id == _PERSONS.c.id)
+    .where(_PSEUDONYMS.c.sector == bindparam("sector_"), _PSEUDONYMS.c.pseudonym == bindparam("subject_"))
+)
 
 _TAGS: Final = ("identity-oidc",)
 _FORM: Final = "application/x-www-form-urlencoded"
@@ -477,6 +509,16 @@ def _unb64(text: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class _SignIn:
+    """An open sign-in session: who signed in, when, and how."""
+
+    uin: str
+    auth_time: datetime
+    acr: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class _Flow:
     """A sign-in in progress: the authorization request, the page's CSRF token, the OTP transaction."""
 
@@ -621,32 +663,44 @@ class _Provider:
     def clear(self, name: str) -> Cookie:
         return self._cookie(name, "", 0)
 
-    async def signed_in(self, request: Request[Any, Any, Any]) -> SignInSessionRow | None:
+    async def signed_in(self, request: Request[Any, Any, Any]) -> _SignIn | None:
         session_id = self._unsigned("session", request.cookies.get(_SESSION_COOKIE))
         if session_id is None:
             return None
         async with self.context.sessions() as session:
-            row = await session.get(SignInSessionRow, _sha256(session_id))
+            row = (await session.execute(_SIGNED_IN, {"hash_": _sha256(session_id)})).first()
         if row is None or _aware(row.expires_at) <= self.clock():
             return None
-        return row
+        return _SignIn(row.uin, row.auth_time, row.acr, row.expires_at)
 
-    async def open_session(self, uin: str) -> tuple[SignInSessionRow, Cookie]:
+    async def open_session(self, uin: str, session: AsyncSession) -> tuple[_SignIn, Cookie]:
+        """A new sign-in session for ``uin``, written in the caller's transaction ``session``."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
-        row = SignInSessionRow(
-            session_hash=_sha256(session_id),
-            uin=uin,
-            auth_time=now,
-            acr=ACR_SMS_OTP,
-            expires_at=now + SESSION_TTL,
+        row = _SignIn(uin=uin, auth_time=now, acr=ACR_SMS_OTP, expires_at=now + SESSION_TTL)
+        await session.execute(
+            _NEW_SESSION,
+            {
+                "session_hash": _sha256(session_id),
+                "uin": row.uin,
+                "auth_time": row.auth_time,
+                "acr": row.acr,
+                "expires_at": row.expires_at,
+            },
         )
-        async with self.context.sessions() as session, session.begin():
-            session.add(row)
         cookie = self._cookie(
             _SESSION_COOKIE, self._signed("session", session_id), int(SESSION_TTL.total_seconds())
         )
         return row, cookie
+
+    @asynccontextmanager
+    async def _transaction(self, transaction: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's transaction when it has one, else one of its own, committed on leaving."""
+        if transaction is not None:
+            yield transaction
+            return
+        async with self.context.sessions() as session, session.begin():
+            yield session
 
     # pages
 
@@ -710,7 +764,7 @@ class _Provider:
         response.set_cookie(self.flow_cookie(flow))
         return response
 
-    def _fresh(self, session: SignInSessionRow, max_age: str) -> bool:
+    def _fresh(self, session: _SignIn, max_age: str) -> bool:
         """Whether the sign-in is recent enough for ``max_age`` (OpenID Connect Core 1.0 section 3.1.2.1)."""
         if not max_age.isdigit():
             return False
@@ -743,11 +797,13 @@ class _Provider:
         person: _Person,
         client: RegisteredClient,
         language: str,
+        transaction: AsyncSession | None = None,
     ) -> Response[Any]:
         """Issue the code when the person's choice in force covers the claims asked for (or none is
-        asked beyond ``sub``); otherwise the consent page, or ``consent_required`` with ``prompt=none``."""
+        asked beyond ``sub``); otherwise the consent page, or ``consent_required`` with ``prompt=none``.
+        Read and written in ``transaction`` when given."""
         requested = self.requested(grant, client)
-        choice = await self.consents.current(person.subject, client.client_id)
+        choice = await self.consents.current(person.subject, client.client_id, transaction)
         prompts = grant.request.payload.data.get("prompt", "").split()
         if requested and ("consent" in prompts or choice is None or not choice.covers(requested)):
             if "none" in prompts:
@@ -763,7 +819,9 @@ class _Provider:
             response.set_cookie(self.flow_cookie(flow))
             return response
         granted = choice.granted if choice is not None else frozenset()
-        return await self.issue_code(server, oauth_request, grant, person, _release(grant, granted))
+        return await self.issue_code(
+            server, oauth_request, grant, person, _release(grant, granted), transaction
+        )
 
     def requested(self, grant: _CodeGrant, client: RegisteredClient) -> dict[str, bool]:
         """The claims the request asks for beyond ``sub``, each with whether it is essential."""
@@ -797,9 +855,13 @@ class _Provider:
             message = "error_redirect"
         return self.error_page(language, message)
 
-    async def person(self, session: SignInSessionRow, client: RegisteredClient) -> _Person | None:
+    async def person(
+        self, session: _SignIn, client: RegisteredClient, transaction: AsyncSession | None = None
+    ) -> _Person | None:
+        """The signed-in person as ``client`` sees them (None when no longer active), their pseudonym
+        recorded in ``transaction`` when given."""
         try:
-            subject = await self.register.active_pseudonym(session.uin, client.sector)
+            subject = await self.register.active_pseudonym(session.uin, client.sector, transaction)
         except DpiError:
             return None
         if subject is None:
@@ -813,7 +875,9 @@ class _Provider:
         grant: _CodeGrant,
         person: _Person,
         released: Mapping[str, list[str]],
+        transaction: AsyncSession | None = None,
     ) -> Response[Any]:
+        """The redirect with a new code, the code written in ``transaction`` when given."""
         data = grant.request.payload.data
         acr = acr_to_issue(
             person.acr, acr_values=data.get("acr_values"), claim=_claims_request(grant).id_token.get("acr")
@@ -824,11 +888,12 @@ class _Provider:
             oauth_request, grant_user=person, grant=grant
         )
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
+        async with self._transaction(transaction) as session:
             for code, request in server.outcome.codes:
                 data = request.payload.data
-                session.add(
-                    AuthorizationCodeRow(
+                await session.execute(
+                    _NEW_CODE,
+                    dict(
                         code_hash=_sha256(code),
                         client_id=request.client.client_id,
                         redirect_uri=request.payload.redirect_uri
@@ -844,7 +909,7 @@ class _Provider:
                         expires_at=now + CODE_TTL,
                         used_at=None,
                         claims=dict(released),
-                    )
+                    ),
                 )
         return _redirect(status, headers, self.issuer)
 
@@ -928,42 +993,43 @@ class _Provider:
                 {"Authorization": authorization} if authorization else {}
             )
             client = await self.clients.client(client_id or "")
-        code = None
-        code_value = data.get("code")
-        if client is not None and code_value:
-            code = await self._load_code(code_value, client)
-        server = _Server(self, [client] if client is not None else [], code, asserted)
-        try:
-            oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
-        except OAuth2Error as error:
-            return Response(
-                {"error": str(error.error), "error_description": str(error.description)},
-                status_code=400,
-                headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-            )
-        status, body, headers = server.create_token_response(oauth_request)
-        if status == 200 and code is not None and not await self._consume(code, server.outcome):
-            status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
+        # The code is read, and consumed with the tokens it issues recorded, on one connection; consuming
+        # stays one conditional update, so two redemptions racing cannot both succeed.
+        async with self.context.sessions() as session, session.begin():
+            code = None
+            code_value = data.get("code")
+            if client is not None and code_value:
+                code = await self._load_code(code_value, client, session)
+            server = _Server(self, [client] if client is not None else [], code, asserted)
+            try:
+                oauth_request = _Request("POST", self.url("/token"), form=form, authorization=authorization)
+            except OAuth2Error as error:
+                return Response(
+                    {"error": str(error.error), "error_description": str(error.description)},
+                    status_code=400,
+                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+                )
+            status, body, headers = server.create_token_response(oauth_request)
+            if status == 200 and code is not None and not await self._consume(code, server.outcome, session):
+                status, body, headers = server.handle_error_response(oauth_request, InvalidGrantError())
         return Response(
             body,
             status_code=status,
             headers={**dict(headers), "Cache-Control": "no-store", "Pragma": "no-cache"},
         )
 
-    async def _load_code(self, value: str, client: RegisteredClient) -> _Code | None:
+    async def _load_code(
+        self, value: str, client: RegisteredClient, transaction: AsyncSession | None = None
+    ) -> _Code | None:
         code_hash = _sha256(value)
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
-            row = await session.get(AuthorizationCodeRow, code_hash)
+        async with self._transaction(transaction) as session:
+            row = (await session.execute(_CODE, {"hash_": code_hash})).first()
             if row is None or row.client_id != client.client_id:
                 return None
             if row.used_at is not None:
                 # RFC 6749 section 4.1.2: a code used twice revokes what it issued.
-                await session.execute(
-                    update(IssuedTokenRow)
-                    .where(IssuedTokenRow.code_hash == code_hash, IssuedTokenRow.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+                await session.execute(_REVOKE_TOKENS_OF_CODE, {"hash_": code_hash, "now_": now})
                 _log.warning(
                     "authorization code replayed",
                     extra={"event": "oidc_code_replayed", "client_id": client.client_id},
@@ -971,7 +1037,7 @@ class _Provider:
                 return None
             if _aware(row.expires_at) <= now:
                 return None
-            released = row.claims or {}
+            released: dict[str, list[str]] = row.claims or {}
             id_token_claims: dict[str, Any] = {}
             if released.get("id_token"):
                 person = await self._person_row(session, client.sector, row.subject)
@@ -1000,28 +1066,21 @@ class _Provider:
                 userinfo_claims=tuple(released.get("userinfo", ())),
             )
 
-    async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> PersonRow | None:
-        return await session.scalar(
-            select(PersonRow)
-            .join(PseudonymRow, PseudonymRow.person_id == PersonRow.id)
-            .where(PseudonymRow.sector == sector, PseudonymRow.pseudonym == subject)
-        )
+    async def _person_row(self, session: AsyncSession, sector: str, subject: str) -> Row[Any, Any] | None:
+        """The status and demographics of the person ``subject`` names in ``sector``."""
+        found = await session.execute(_PERSON_OF_PSEUDONYM, {"sector_": sector, "subject_": subject})
+        return found.first()
 
-    async def _consume(self, code: _Code, outcome: _Outcome) -> bool:
+    async def _consume(self, code: _Code, outcome: _Outcome, transaction: AsyncSession | None = None) -> bool:
         now = self.clock()
-        async with self.context.sessions() as session, session.begin():
-            result = await session.execute(
-                update(AuthorizationCodeRow)
-                .where(
-                    AuthorizationCodeRow.code_hash == code.code_hash, AuthorizationCodeRow.used_at.is_(None)
-                )
-                .values(used_at=now)
-            )
+        async with self._transaction(transaction) as session:
+            result = await session.execute(_USE_CODE, {"hash_": code.code_hash, "now_": now})
             if getattr(result, "rowcount", 0) != 1:
                 return False
             for jti, expires_at in outcome.tokens:
-                session.add(
-                    IssuedTokenRow(
+                await session.execute(
+                    _NEW_TOKEN,
+                    dict(
                         jti=jti,
                         code_hash=code.code_hash,
                         client_id=code.client_id,
@@ -1029,7 +1088,7 @@ class _Provider:
                         expires_at=expires_at,
                         revoked_at=None,
                         claims=list(code.userinfo_claims),
-                    )
+                    ),
                 )
         return True
 
@@ -1040,7 +1099,7 @@ class _Provider:
         claims = self._access_claims(token)
         client = await self.clients.client(str(claims.get("client_id", "")))
         async with self.context.sessions() as session:
-            issued = await session.get(IssuedTokenRow, str(claims.get("jti", "")))
+            issued = (await session.execute(_TOKEN, {"jti_": str(claims.get("jti", ""))})).first()
             if issued is None or issued.revoked_at is not None:
                 raise _invalid_token("the token was revoked")
             if client is None:
@@ -1415,18 +1474,23 @@ def build_routes(
                 "auth.type_locked": "otp_locked",
             }
             return provider.otp_page(language, flow, message.get(error.reason_code, "otp_refused"))
-        session, cookie = await provider.open_session(uin)
-        person = await provider.person(session, client)
-        server = _Server(provider, [client])
-        try:
-            oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
-            if person is None:
-                raise InvalidRequestError("The person cannot sign in.")
-            grant = server.get_consent_grant(oauth_request, end_user=person)
-            provider._check_request(grant)
-            response = await provider.conclude(server, oauth_request, grant, person, client, language)
-        except OAuth2Error as error:
-            response = provider.oauth_error(error, language)
+        # The session, the person's pseudonym and the code are written in one transaction: all of them
+        # durable before the redirect, or none.
+        async with provider.context.sessions() as transaction, transaction.begin():
+            session, cookie = await provider.open_session(uin, transaction)
+            person = await provider.person(session, client, transaction)
+            server = _Server(provider, [client])
+            try:
+                oauth_request = _Request("GET", provider.url("/authorize"), query=flow.query)
+                if person is None:
+                    raise InvalidRequestError("The person cannot sign in.")
+                grant = server.get_consent_grant(oauth_request, end_user=person)
+                provider._check_request(grant)
+                response = await provider.conclude(
+                    server, oauth_request, grant, person, client, language, transaction
+                )
+            except OAuth2Error as error:
+                response = provider.oauth_error(error, language)
         response.set_cookie(cookie)
         if response.status_code != 200:
             response.set_cookie(provider.clear(_FLOW_COOKIE))
@@ -1469,17 +1533,25 @@ def build_routes(
                     state=grant.request.payload.data.get("state"),
                 )
             requested = provider.requested(grant, client)
-            try:
-                choice = await provider.consents.choose(person.subject, client, requested, chosen, language)
-            except DpiError as error:
-                _log.error(
-                    "claim release not recorded",
-                    extra={"event": "oidc_release_not_recorded", "reason_code": error.reason_code},
-                )
-                return provider.consent_page(language, flow, client, requested, None, "consent_failed")
-            response = await provider.issue_code(
-                server, oauth_request, grant, person, _release(grant, choice.granted)
-            )
+            # The choice and the code it allows are written in one transaction; the recorder, when there
+            # is one, is asked before anything is written.
+            async with provider.context.sessions() as transaction, transaction.begin():
+                try:
+                    choice = await provider.consents.choose(
+                        person.subject, client, requested, chosen, language, transaction
+                    )
+                except DpiError as error:
+                    _log.error(
+                        "claim release not recorded",
+                        extra={"event": "oidc_release_not_recorded", "reason_code": error.reason_code},
+                    )
+                    return provider.consent_page(language, flow, client, requested, None, "consent_failed")
+                try:
+                    response = await provider.issue_code(
+                        server, oauth_request, grant, person, _release(grant, choice.granted), transaction
+                    )
+                except OAuth2Error as error:
+                    response = provider.oauth_error(error, language)
         except OAuth2Error as error:
             response = provider.oauth_error(error, language)
         response.set_cookie(provider.clear(_FLOW_COOKIE))

@@ -29,9 +29,10 @@ import hmac
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dpi.errors import DpiError
@@ -41,6 +42,7 @@ from identity.models import PersonRow, PseudonymRow, TranslationRow
 __all__ = [
     "KEY_SIZE",
     "SECTOR_PATTERN",
+    "NamedPerson",
     "PseudonymKeyError",
     "is_sector",
     "load_or_create_key",
@@ -55,6 +57,17 @@ SECTOR_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 _PSEUDONYM_LABEL: Final = b"dpi-sector-pseudonym\x00"
 _AUDIT_LABEL: Final = b"dpi-translation-subject\x00"
 _UIN: Final = re.compile(r"^[1-9][0-9]{9}$")
+_PSEUDONYMS: Final = cast(Table, PseudonymRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_RECORDED: Final = select(_PSEUDONYMS.c.pseudonym).where(
+    _PSEUDONYMS.c.person_id == bindparam("person_"), _PSEUDONYMS.c.sector == bindparam("sector_")
+)
+# A pseudonym is derived from the UIN and the sector alone: a concurrent writer of the same row wrote the
+# same value, so a conflict leaves nothing to do (and does not abort the caller's transaction).
+_RECORD: Final = {
+    "postgresql": postgresql.insert(_PSEUDONYMS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_PSEUDONYMS).on_conflict_do_nothing(),
+}
 
 
 # The key files are the kernel's 32-byte secret files; these names are kept for the block's callers.
@@ -82,19 +95,27 @@ def subject_hash(key: bytes, uin: str) -> str:
     return hmac.new(key, _AUDIT_LABEL + uin.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+class NamedPerson(Protocol):
+    """What :func:`record_pseudonym` needs of a person: a ``PersonRow`` or a row of its columns."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def uin(self) -> str: ...
+
+
 async def record_pseudonym(
-    session: AsyncSession, key: bytes, person: PersonRow, sector: str, now: datetime
+    session: AsyncSession, key: bytes, person: NamedPerson, sector: str, now: datetime
 ) -> str:
     """The person's pseudonym in ``sector``, recorded (once) so that it can be translated later."""
     pseudonym = sector_pseudonym(key, person.uin, sector)
-    existing = await session.scalar(
-        select(PseudonymRow.pseudonym).where(
-            PseudonymRow.person_id == person.id, PseudonymRow.sector == sector
-        )
-    )
+    existing = await session.scalar(_RECORDED, {"person_": person.id, "sector_": sector})
     if existing is None:
-        session.add(PseudonymRow(sector=sector, pseudonym=pseudonym, person_id=person.id, issued_at=now))
-        await session.flush()
+        await session.execute(
+            _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"],
+            {"sector": sector, "pseudonym": pseudonym, "person_id": person.id, "issued_at": now},
+        )
     return pseudonym
 
 

@@ -51,10 +51,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import phonenumbers
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import verhoeff
@@ -103,6 +103,24 @@ _ATTEMPTS: Final = 4
 _SCRIPTS: Final = ("latin", "arabic")
 _NO_SUCH_PERSON: Final = "no person is known by this identifier"
 _KEYS_PER_QUERY: Final = 500
+# What a sign-in reads (resolve, contact, status, the active pseudonym) is read with Core statements: the
+# ORM's per-statement work cost several times the statement itself on that path.
+_PERSONS: Final = cast(Table, PersonRow.__table__)
+_VIDS: Final = cast(Table, VirtualIdRow.__table__)
+# Built once, run with bound parameters: building a statement cost more CPU than running it.
+_STATUS: Final = select(_PERSONS.c.status).where(_PERSONS.c.uin == bindparam("uin_"))
+_KNOWN_UIN: Final = select(_PERSONS.c.uin).where(_PERSONS.c.uin == bindparam("uin_"))
+_UIN_OF_VID: Final = (
+    select(_PERSONS.c.uin)
+    .join(_VIDS, _VIDS.c.person_id == _PERSONS.c.id)
+    .where(_VIDS.c.vid_hash == bindparam("vid_hash_"), _VIDS.c.status == _ACTIVE)
+)
+_CONTACT: Final = select(_PERSONS.c.status, _PERSONS.c.demographics).where(
+    _PERSONS.c.uin == bindparam("uin_")
+)
+_ID_AND_STATUS: Final = select(_PERSONS.c.id, _PERSONS.c.uin, _PERSONS.c.status).where(
+    _PERSONS.c.uin == bindparam("uin_")
+)
 
 
 def _utcnow() -> datetime:
@@ -605,8 +623,13 @@ class PersonRegister:
 
     async def status(self, uin: str, session: AsyncSession | None = None) -> str:
         """``active``, ``deactivated`` or ``deceased`` (read in ``session`` when given)."""
+        if not is_uin(uin):
+            raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         async with self._reading(session) as reading:
-            return (await self._person_row(reading, uin)).status
+            found = await reading.scalar(_STATUS, {"uin_": uin})
+        if found is None:
+            raise DpiError("identity.not_found", _NO_SUCH_PERSON)
+        return str(found)
 
     async def resolve(self, identifier: str, session: AsyncSession | None = None) -> str:
         """The UIN named by ``identifier``: a known UIN, or a VID that is active now (read in ``session``
@@ -618,20 +641,14 @@ class PersonRegister:
         """
         async with self._reading(session) as session:
             if is_uin(identifier):
-                found = await session.scalar(select(PersonRow.uin).where(PersonRow.uin == identifier))
+                found = await session.scalar(_KNOWN_UIN, {"uin_": identifier})
             elif is_vid(identifier):
-                found = await session.scalar(
-                    select(PersonRow.uin)
-                    .join(VirtualIdRow, VirtualIdRow.person_id == PersonRow.id)
-                    .where(
-                        VirtualIdRow.vid_hash == self._vid_hash(identifier), VirtualIdRow.status == _ACTIVE
-                    )
-                )
+                found = await session.scalar(_UIN_OF_VID, {"vid_hash_": self._vid_hash(identifier)})
             else:
                 found = None
         if found is None:
             raise DpiError("identity.not_found", _NO_SUCH_PERSON)
-        return found
+        return str(found)
 
     async def contact(self, uin: str, session: AsyncSession | None = None) -> tuple[str | None, str]:
         """Where to send a one-time password: the phone in E.164 (or None) and the preferred language
@@ -639,11 +656,16 @@ class PersonRegister:
 
         Refuses ``identity.deactivated`` or ``identity.deceased``: such a person cannot authenticate.
         """
+        if not is_uin(uin):
+            raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         async with self._reading(session) as reading:
-            row = await self._person_row(reading, uin)
-        _require_active(row)
-        phone = row.demographics.get("phone")
-        return (phone if isinstance(phone, str) else None), row.demographics.get(
+            row = (await reading.execute(_CONTACT, {"uin_": uin})).first()
+        if row is None:
+            raise DpiError("identity.not_found", _NO_SUCH_PERSON)
+        _require_active(row.status)
+        demographics: dict[str, Any] = row.demographics
+        phone = demographics.get("phone")
+        return (phone if isinstance(phone, str) else None), demographics.get(
             "preferred_language", DEFAULT_LANGUAGE
         )
 
@@ -736,7 +758,9 @@ class PersonRegister:
 
     async def deactivate(self, uin: str, *, actor: Actor, reason: str) -> dict[str, Any]:
         """Suspend an active person: no authentication, no virtual ID (the active one is revoked)."""
-        return await self._change_status(uin, actor, reason, "deactivated", _require_active, _DEACTIVATED)
+        return await self._change_status(
+            uin, actor, reason, "deactivated", lambda person: _require_active(person.status), _DEACTIVATED
+        )
 
     async def reactivate(self, uin: str, *, actor: Actor, reason: str) -> dict[str, Any]:
         """Make a deactivated person active again, or (an authority's correction) a deceased one."""
@@ -841,19 +865,28 @@ class PersonRegister:
 
         return await self._transaction(work)
 
-    async def active_pseudonym(self, uin: str, sector: str) -> str | None:
+    async def active_pseudonym(
+        self, uin: str, sector: str, session: AsyncSession | None = None
+    ) -> str | None:
         """:meth:`sector_pseudonym_for` for a person who is active, None for anyone else, in one
-        transaction (the OpenID provider names a signed-in person to a client with it)."""
+        transaction, the caller's when ``session`` is given (the OpenID provider names a signed-in person
+        to a client with it)."""
         if not pseudonyms.is_sector(sector):
             raise DpiError("request.invalid_parameter", "not a sector")
+        if not is_uin(uin):
+            raise DpiError("identity.not_found", _NO_SUCH_PERSON)
         now = self.clock()
 
         async def work(session: AsyncSession) -> str | None:
-            person = await self._person_row(session, uin)
+            person = (await session.execute(_ID_AND_STATUS, {"uin_": uin})).first()
+            if person is None:
+                raise DpiError("identity.not_found", _NO_SUCH_PERSON)
             if person.status != _ACTIVE:
                 return None
             return await pseudonyms.record_pseudonym(session, self._pseudonym_key, person, sector, now)
 
+        if session is not None:
+            return await work(session)
         return await self._transaction(work)
 
     async def translate(
@@ -879,8 +912,8 @@ class PersonRegister:
         raise AssertionError("unreachable")
 
 
-def _require_active(person: PersonRow) -> None:
-    if person.status == _DEACTIVATED:
+def _require_active(status: str) -> None:
+    if status == _DEACTIVATED:
         raise DpiError("identity.deactivated")
-    if person.status == _DECEASED:
+    if status == _DECEASED:
         raise DpiError("identity.deceased")

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool, QueuePool
 
 from dpi import db, outbox
 from dpi.models import OutboxMessage
@@ -155,3 +157,51 @@ async def test_outbox_refuses_bad_topics(engine: AsyncEngine, topic: str) -> Non
     async with db.session_factory(engine)() as session:
         with pytest.raises(ValueError, match="topic"):
             await outbox.enqueue(session, topic, {})
+
+
+async def test_sqlite_statements_keep_their_results_rowcounts_and_errors(tmp_path: object) -> None:
+    """Each statement runs whole on the connection's thread: rows, rowcounts, many-row inserts, errors
+    (the connection stays usable after one) and rollbacks behave as the driver's own."""
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/statements.sqlite3")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+            await connection.execute(
+                text("INSERT INTO item (name) VALUES (:name)"), [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+            )
+            inserted = await connection.execute(text("INSERT INTO item (name) VALUES ('d') RETURNING id"))
+            assert inserted.scalar_one() == 4
+            updated = await connection.execute(text("UPDATE item SET name = name || '!' WHERE id > 2"))
+            assert updated.rowcount == 2
+        async with engine.connect() as connection:
+            with pytest.raises(IntegrityError):
+                await connection.execute(text("INSERT INTO item (name) VALUES ('a')"))
+            await connection.rollback()
+            await connection.execute(text("INSERT INTO item (name) VALUES ('e')"))
+            await connection.rollback()
+            names = (await connection.execute(text("SELECT name FROM item ORDER BY id"))).scalars().all()
+            assert names == ["a", "b", "c!", "d!"]
+            partial = await connection.execute(text("SELECT id FROM item ORDER BY id"))
+            assert partial.fetchmany(3) == [(1,), (2,), (3,)]
+            assert partial.fetchall() == [(4,)]
+    finally:
+        await engine.dispose()
+
+
+async def test_engines_keep_a_pool_of_connections(database_url: str) -> None:
+    """A file or server database keeps ``POOL_SIZE`` connections open; an in-memory SQLite database keeps
+    its single one, and a caller's own pool class is left alone."""
+    engine = db.create_engine(database_url)
+    memory = db.create_engine("sqlite+aiosqlite:///:memory:")
+    unpooled = db.create_engine(database_url, poolclass=NullPool)
+    try:
+        assert isinstance(engine.pool, QueuePool)
+        assert engine.pool.size() == db.POOL_SIZE
+        async with memory.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+        async with unpooled.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+        assert isinstance(unpooled.pool, NullPool)
+    finally:
+        for each in (engine, memory, unpooled):
+            await each.dispose()
