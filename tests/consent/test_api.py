@@ -954,11 +954,11 @@ async def test_the_demo_agreements_load_once_and_validate(consent_app: DpiApp, s
         second = await load_demo(context)
     finally:
         await engine.dispose()
-    assert len(first) == len(second) == len(AGREEMENTS) == 2
+    assert len(first) == len(second) == len(AGREEMENTS) == 3
     assert all("published" in line and "already" not in line for line in first)
     assert all("already published" in line for line in second)
     assert "/names, /date_of_birth from DPI/GOV/MOI/civil-registry person" in first[0]
-    assert await _count(consent_app, AgreementRow) == 2
+    assert await _count(consent_app, AgreementRow) == 3
 
 
 async def test_a_background_round_sweeps_signs_and_dispatches_without_failing(
