@@ -243,7 +243,7 @@ async def _http(url: str, uins: list[str], record_ids: list[str]) -> tuple[list[
     return searches, latencies
 
 
-async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
+async def _measure(url: str, count: int, path: Path, defer: bool = True) -> dict[str, Any]:
     schema = f"dpi_bench_{uuid.uuid4().hex[:12]}"
     await _admin(url, f'CREATE SCHEMA "{schema}"')
     scoped = make_url(url).update_query_dict({"search_path": schema}).render_as_string(hide_password=False)
@@ -268,7 +268,14 @@ async def _measure(url: str, count: int, path: Path) -> dict[str, Any]:
         backend_before = _processes_cpu(backends)
         started = time.perf_counter()
         report = await import_lines(
-            service, "civil", _limited(path, count), actor="bench", reason="bench", batch_size=5000
+            service,
+            "civil",
+            _limited(path, count),
+            actor="bench",
+            reason="bench",
+            batch_size=5000,
+            expected_lines=count,
+            defer_indexes=None if defer else False,
         )
         elapsed = time.perf_counter() - started
         cpu_process = time.process_time() - cpu_before
@@ -342,14 +349,18 @@ def main() -> None:
         default=os.environ.get("DPI_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--file", type=Path, default=None, help="keep the generated JSON Lines file here")
+    parser.add_argument(
+        "--keep-indexes", action="store_true", help="never set the secondary indexes aside during the load"
+    )
     arguments = parser.parse_args()
+    defer = not arguments.keep_indexes
     try:
         if arguments.file is not None:
-            result = asyncio.run(_measure(arguments.postgres, arguments.count, arguments.file))
+            result = asyncio.run(_measure(arguments.postgres, arguments.count, arguments.file, defer))
         else:
             with tempfile.TemporaryDirectory() as directory:
                 path = Path(directory) / "persons.jsonl"
-                result = asyncio.run(_measure(arguments.postgres, arguments.count, path))
+                result = asyncio.run(_measure(arguments.postgres, arguments.count, path, defer))
     except (OSError, asyncpg.PostgresError) as error:
         print(f"registry import: skipped, no PostgreSQL ({error})")
         print(json.dumps({"name": "registry-import-civil", "value": None, "unit": "records/s"}))

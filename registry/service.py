@@ -58,11 +58,13 @@ __all__ = [
     "DocumentRows",
     "Reader",
     "RegistryService",
+    "bulk_load_indexes",
     "bulk_rows",
     "bulk_tables",
     "create_attribute_indexes",
     "creation_patch",
     "document_rows",
+    "ensure_indexes",
     "new_record_id",
     "timestamp",
 ]
@@ -222,6 +224,35 @@ def create_attribute_indexes(
             index.create(connection, checkfirst=True)
             names.append(str(index.name))
     return names
+
+
+def bulk_load_indexes(definitions: Mapping[str, RegistryDefinition]) -> list[Index]:
+    """The indexes a large bulk load may set aside and rebuild once it is done: the non-unique indexes of
+    the tables it writes (records, identifiers, versions, search attributes) and those the definitions
+    declare. Primary keys are never among them: they keep identifiers unique while the load runs."""
+    secondary = [
+        index
+        for model in (RecordRow, IdentifierRow, VersionRow, AttributeRow)
+        for index in sorted(
+            RegistryBase.metadata.tables[model.__tablename__].indexes, key=lambda index: str(index.name)
+        )
+        if not index.unique
+    ]
+    declared = [
+        _attribute_index(definition, attribute_name)
+        for definition in definitions.values()
+        for attribute_name in definition.indexes
+    ]
+    return [*secondary, *declared]
+
+
+def ensure_indexes(connection: Connection, definitions: Mapping[str, RegistryDefinition]) -> list[str]:
+    """Create every index of :func:`bulk_load_indexes` that is missing (a bulk load that stopped before
+    rebuilding them), skipping those that exist; returns the names of the declared ones. Run through
+    ``AsyncConnection.run_sync``."""
+    for index in bulk_load_indexes({}):
+        index.create(connection, checkfirst=True)
+    return create_attribute_indexes(connection, definitions)
 
 
 def creation_patch(document: Any) -> list[dict[str, Any]]:
