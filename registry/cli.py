@@ -26,7 +26,7 @@ from registry.dedup import POSSIBLE, Deduplicator
 from registry.definition import load_definitions
 from registry.importer import ImportMapping, ImportReport, import_lines, read_file
 from registry.keyfile import subject_key
-from registry.service import RegistryService, create_attribute_indexes
+from registry.service import RegistryService, ensure_indexes
 from registry.synthetic import GENERATORS, generate
 
 __all__ = ["registry_group"]
@@ -68,7 +68,7 @@ async def _prepared(engine: AsyncEngine, settings: Settings) -> tuple[RegistrySe
     await db.upgrade(engine, [_MIGRATIONS])
     definitions = load_definitions()
     async with engine.begin() as connection:
-        indexes = await connection.run_sync(create_attribute_indexes, definitions)
+        indexes = await connection.run_sync(ensure_indexes, definitions)
     return RegistryService(
         db.session_factory(engine), definitions, subject_key=subject_key(settings)
     ), indexes

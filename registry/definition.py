@@ -1,4 +1,5 @@
-"""Registries defined by data: a ``registry-definition@1.0.0`` document per hosted registry.
+"""Registries defined by data: a ``registry-definition@1.2.0`` document (or an earlier version) per
+hosted registry.
 
 A definition names the record schema (in ``standards``), the identifiers unique within the registry
 (with their check digits, verified with python-stdnum), the attributes that may be searched (an
@@ -42,7 +43,11 @@ __all__ = [
 ]
 
 DEFINITIONS_DIRECTORY: Final = Path(__file__).parent / "definitions"
-DEFINITION_SCHEMAS: Final = ("registry-definition@1.0.0", "registry-definition@1.1.0")
+DEFINITION_SCHEMAS: Final = (
+    "registry-definition@1.0.0",
+    "registry-definition@1.1.0",
+    "registry-definition@1.2.0",
+)
 FUZZY_THRESHOLD: Final = 0.85
 PHONETIC_SUFFIX: Final = "~phonetic"
 _INVALID: Final = "registry.record_invalid"
@@ -192,7 +197,7 @@ class Attribute:
 
 @dataclass(frozen=True)
 class RegistryDefinition:
-    """A hosted registry, read from its definition document (``registry-definition@1.0.0``)."""
+    """A hosted registry, read from its definition document (``registry-definition@1.2.0``)."""
 
     code: str
     title: Mapping[str, str]
@@ -207,6 +212,7 @@ class RegistryDefinition:
     field_groups: Mapping[str, tuple[str, ...]]
     second_approver: bool
     document: Mapping[str, Any]
+    composites: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> RegistryDefinition:
@@ -238,10 +244,31 @@ class RegistryDefinition:
             attribute.fuzzy is not None and attribute.type != "string" for attribute in attributes.values()
         ):
             raise DefinitionError(f"registry {code}: the fuzzy operator compares text attributes only")
-        indexes = tuple(entry["attribute"] for entry in document.get("indexes", ()))
-        unknown = [name for name in indexes if name not in attributes]
+        entries = document.get("indexes", ())
+        if any(("attribute" in entry) == ("attributes" in entry) for entry in entries):
+            raise DefinitionError(f"registry {code}: an index names either attribute or attributes")
+        indexes = tuple(entry["attribute"] for entry in entries if "attribute" in entry)
+        composites = tuple(
+            (str(entry["attributes"][0]), str(entry["attributes"][1]))
+            for entry in entries
+            if "attributes" in entry
+        )
+        unknown = [
+            name
+            for name in (*indexes, *(name for pair in composites for name in pair))
+            if name not in attributes
+        ]
         if unknown:
             raise DefinitionError(f"registry {code}: index on unknown attribute(s) {', '.join(unknown)}")
+        for text, companion in composites:
+            first, second = attributes[text], attributes[companion]
+            if first.type != "string" or second.type not in {"date", "number"} or "*" in second.pointer:
+                raise DefinitionError(
+                    f"registry {code}: a composite index pairs a text attribute with a single-valued date "
+                    f"or number attribute, not {text} with {companion}"
+                )
+        if len({text for text, _ in composites}) != len(composites):
+            raise DefinitionError(f"registry {code}: an attribute leads one composite index at most")
         groups = {name: tuple(pointers) for name, pointers in document["field_groups"].items()}
         if any("*" in pointer for pointers in groups.values() for pointer in pointers):
             raise DefinitionError(f"registry {code}: field groups name whole fields, without '*'")
@@ -267,6 +294,7 @@ class RegistryDefinition:
             field_groups=groups,
             second_approver=bool(document["corrections"]["second_approver"]),
             document=document,
+            composites=composites,
         )
 
     @property
@@ -326,7 +354,14 @@ class RegistryDefinition:
     def attribute_values(self, document: Mapping[str, Any]) -> list[AttributeValue]:
         """Every searchable value of the record, one per attribute and array item; an attribute the
         ``fuzzy`` operator may search also gets the phonetic key of each value, under its name with
-        :data:`PHONETIC_SUFFIX` and the same position."""
+        :data:`PHONETIC_SUFFIX` and the same position. A text attribute that leads a composite index
+        (``composites``) carries the record's value of its companion in the companion's typed column."""
+        companions: dict[str, tuple[Decimal | None, date | None]] = {}
+        for text_name, companion in self.composites:
+            for raw in values_at(document, self.attributes[companion].pointer):
+                converted = self.attributes[companion].convert(raw)
+                if converted is not None:
+                    companions[text_name] = (converted[1], converted[2])
         values: list[AttributeValue] = []
         for attribute in self.attributes.values():
             position = 0
@@ -335,6 +370,8 @@ class RegistryDefinition:
                 if converted is None:
                     continue
                 text, number, day = converted
+                if attribute.name in companions and text is not None:
+                    number, day = companions[attribute.name]
                 values.append(AttributeValue(attribute.name, position, text, number, day))
                 if attribute.fuzzy is not None and text is not None:
                     values.append(

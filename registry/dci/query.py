@@ -29,7 +29,10 @@ A search reads :func:`matching_ids`: a predicate made of comparisons joined by `
 ``not`` only beside a comparison it narrows) is answered from the attribute rows alone, the indexes
 intersecting the comparisons before any record is read; the records table is the universe of ``not``
 only when nothing else bounds it. Attribute rows exist for active records only (the service removes
-them when a record is deleted or merged), so both forms select the same records.
+them when a record is deleted or merged), so both forms select the same records. When an ``and``
+compares both attributes of a composite index the definition declares (a text attribute and a
+single-valued date or number), the two comparisons are one range of that index: each row of the text
+attribute carries the record's value of the other.
 
 A ``fuzzy`` comparison is first expanded (:func:`expand_fuzzy`): the distinct spellings stored under the
 searched phonetic key are read through the key's own attribute rows (an indexed equality), filtered by
@@ -329,6 +332,13 @@ def _attribute_ids(definition: RegistryDefinition, node: Node) -> Select[Any] | 
             return branches[0]
         either = union(*(branch for branch in branches if branch is not None)).subquery()
         return select(either.c.record_id)
+    parts = _conjuncts(node)
+    paired = _composite(definition, parts)
+    if paired is not None:
+        ids = paired[0].subquery()
+        return select(ids.c.record_id).where(
+            *(compile_condition(definition, other, ids.c.record_id) for other in paired[1])
+        )
     # The first part the attribute rows can answer drives; the others become conditions on its ids,
     # which PostgreSQL may turn into semi-joins in whichever order is cheaper.
     for index, part in enumerate(node.parts):
@@ -340,6 +350,36 @@ def _attribute_ids(definition: RegistryDefinition, node: Node) -> Select[Any] | 
         return select(ids.c.record_id).where(
             *(compile_condition(definition, other, ids.c.record_id) for other in others)
         )
+    return None
+
+
+def _conjuncts(node: Condition) -> list[Node]:
+    """The parts of an ``and``, with the parts of the ``and``s nested in it."""
+    parts: list[Node] = []
+    for part in node.parts:
+        if isinstance(part, Condition) and part.kind == "and":
+            parts += _conjuncts(part)
+        else:
+            parts.append(part)
+    return parts
+
+
+def _composite(definition: RegistryDefinition, parts: list[Node]) -> tuple[Select[Any], list[Node]] | None:
+    """The ids that a comparison on a text attribute and one on its companion select together, read
+    from the composite index the definition declares for them (the text attribute's rows carry the
+    companion's value), and the parts left; None when no declared pair is compared."""
+    for text, companion in definition.composites:
+        first = next((p for p in parts if isinstance(p, Comparison) and p.attribute.name == text), None)
+        second = next((p for p in parts if isinstance(p, Comparison) and p.attribute.name == companion), None)
+        if first is None or second is None:
+            continue
+        both = select(AttributeRow.record_id).where(
+            AttributeRow.registry_code == definition.code,
+            AttributeRow.attribute == text,
+            _test(first),
+            _test(second),
+        )
+        return both, [part for part in parts if part is not first and part is not second]
     return None
 
 
