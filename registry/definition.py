@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import pycountry
 from stdnum import luhn, verhoeff
@@ -138,9 +138,9 @@ class IdentifierField:
         return self.record_types is None or record_type in self.record_types
 
 
-@dataclass(frozen=True)
-class AttributeValue:
-    """One searchable value of a record, in the typed column its attribute uses."""
+class AttributeValue(NamedTuple):
+    """One searchable value of a record, in the typed column its attribute uses (a named tuple: bulk
+    imports make millions of them)."""
 
     attribute: str
     position: int
@@ -297,6 +297,21 @@ class RegistryDefinition:
             composites=composites,
         )
 
+    @cached_property
+    def _extraction(self) -> tuple[tuple[Attribute, tuple[str, ...], bool, bool, str | None], ...]:
+        """Per attribute: the pointer's tokens, whether it is plain text (no composition), whether it is
+        case-folded, and the name its phonetic keys go under (None without ``fuzzy``)."""
+        return tuple(
+            (
+                attribute,
+                _tokens(attribute.pointer),
+                attribute.type == "string" and not attribute.compose,
+                attribute.normalize == "casefold",
+                attribute.name + PHONETIC_SUFFIX if attribute.fuzzy is not None else None,
+            )
+            for attribute in self.attributes.values()
+        )
+
     @property
     def about_persons(self) -> bool:
         """Whether records name persons (their reads are logged, and a purpose is required)."""
@@ -363,20 +378,33 @@ class RegistryDefinition:
                 if converted is not None:
                     companions[text_name] = (converted[1], converted[2])
         values: list[AttributeValue] = []
-        for attribute in self.attributes.values():
+        append = values.append
+        for attribute, tokens, plain, casefold, phonetic in self._extraction:
+            found = _reach(document, tokens, 0)
+            if not found:
+                continue
+            number: Decimal | None
+            day: date | None
+            number, day = companions.get(attribute.name, (None, None))
             position = 0
-            for raw in values_at(document, attribute.pointer):
-                converted = attribute.convert(raw)
-                if converted is None:
-                    continue
-                text, number, day = converted
-                if attribute.name in companions and text is not None:
-                    number, day = companions[attribute.name]
-                values.append(AttributeValue(attribute.name, position, text, number, day))
-                if attribute.fuzzy is not None and text is not None:
-                    values.append(
-                        AttributeValue(attribute.name + PHONETIC_SUFFIX, position, phonetic_key(text))
-                    )
+            for raw in found:
+                if plain:
+                    # The common case, a text attribute of its own, without the general conversion.
+                    if not isinstance(raw, str):
+                        continue
+                    text: str | None = (raw.casefold() if casefold else raw)[:_MAX_TEXT]
+                    append(AttributeValue(attribute.name, position, text, number, day))
+                else:
+                    converted = attribute.convert(raw)
+                    if converted is None:
+                        continue
+                    text = converted[0]
+                    if text is not None:
+                        append(AttributeValue(attribute.name, position, text, number, day))
+                    else:
+                        append(AttributeValue(attribute.name, position, None, converted[1], converted[2]))
+                if phonetic is not None and text is not None:
+                    append(AttributeValue(phonetic, position, phonetic_key(text)))
                 position += 1
         return values
 

@@ -29,7 +29,9 @@ document declares.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import gc
 import json
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -91,6 +93,7 @@ _MAX_LINE_ERRORS: Final = 20
 BULK_LOAD_MIN_LINES: Final = 100_000
 # Memory for each index rebuild's sort (PostgreSQL's default, 64 MB, spills a million persons to disk).
 _REBUILD_MEMORY: Final = "512MB"
+_COLLECTION_THRESHOLD: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -564,10 +567,57 @@ async def import_lines(
                         ]
                     )
 
-    if all_or_nothing:
-        return await _import_all_or_nothing(
-            service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
+    with _fewer_collections():
+        if all_or_nothing:
+            return await _import_all_or_nothing(
+                service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
+            )
+        return await _import_batched(
+            service,
+            definition,
+            lines,
+            report,
+            refuse,
+            write_batch,
+            actor,
+            reason,
+            batch_size,
+            on_progress,
+            expected_lines,
+            defer_indexes,
         )
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Let the cyclic garbage collector run less often while a load holds batches of records.
+
+    A batch keeps tens of thousands of containers alive (documents and their rows); at the default
+    threshold the collector scanned them hundreds of times per batch, about a quarter of the CPU time
+    spent preparing rows. Nothing an import makes is cyclic: reference counting frees it.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(max(previous[0], _COLLECTION_THRESHOLD), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
+async def _import_batched(
+    service: RegistryService,
+    definition: RegistryDefinition,
+    lines: Iterable[SourceLine],
+    report: ImportReport,
+    refuse: Callable[[Iterable[LineError]], None],
+    write_batch: Callable[[_Batch], Coroutine[Any, Any, None]],
+    actor: str,
+    reason: str,
+    batch_size: int,
+    on_progress: Callable[[int], object],
+    expected_lines: int | None,
+    defer_indexes: bool | None,
+) -> ImportReport:
     async with service.sessions() as session:
         postgres = (await session.connection()).dialect.name == "postgresql"
 
