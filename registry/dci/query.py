@@ -49,7 +49,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, false, func, not_, or_, select, union
+from sqlalchemy import ColumnElement, Select, Subquery, and_, bindparam, false, func, not_, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -307,10 +307,22 @@ def compile_condition(
     return and_(*parts) if node.kind == "and" else or_(*parts)
 
 
+def _rows_of(definition: RegistryDefinition, attribute_name: str) -> tuple[ColumnElement[bool], ...]:
+    """The rows of one attribute of the registry, its code and name written into the statement: a
+    partial index declared for the attribute (``WHERE registry = ... AND attribute = ...``) is then
+    provably usable by a prepared statement's generic plan too, which PostgreSQL switches to after a
+    few runs (with bound parameters it fell back to the shared index and read every row of the value).
+    Both come from the definition, whose schema limits them to ``[a-z0-9_-]``; values stay bound."""
+    return (
+        AttributeRow.registry_code
+        == bindparam("registry", definition.code, unique=True, literal_execute=True),
+        AttributeRow.attribute == bindparam("attribute", attribute_name, unique=True, literal_execute=True),
+    )
+
+
 def _comparison_ids(definition: RegistryDefinition, comparison: Comparison) -> Select[Any]:
     return select(AttributeRow.record_id).where(
-        AttributeRow.registry_code == definition.code,
-        AttributeRow.attribute == comparison.attribute.name,
+        *_rows_of(definition, comparison.attribute.name),
         _test(comparison),
     )
 
@@ -374,8 +386,7 @@ def _composite(definition: RegistryDefinition, parts: list[Node]) -> tuple[Selec
         if first is None or second is None:
             continue
         both = select(AttributeRow.record_id).where(
-            AttributeRow.registry_code == definition.code,
-            AttributeRow.attribute == text,
+            *_rows_of(definition, text),
             _test(first),
             _test(second),
         )
