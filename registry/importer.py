@@ -16,14 +16,17 @@ document declares.
   bad line, leaving the registry as it was. Otherwise each batch is its own transaction and only the
   good lines are written; every bad line is reported (line, field, reason code) and skipped.
 - Like :meth:`RegistryService.create_many`, a bulk load sends no notification per record.
-- **Large loads on PostgreSQL** set the secondary indexes aside (:func:`registry.service.bulk_load_indexes`;
-  never the primary keys that keep identifiers unique) and rebuild them once the file is read: building
-  an index from sorted rows costs a fraction of inserting every row into it. The rule
-  (:func:`defers_indexes`): the file has at least :data:`BULK_LOAD_MIN_LINES` lines and at least as many
-  as the registry tables hold records, so the rebuild sorts at most twice what the load brings. The
-  rebuild runs whatever happens to the load (a refused batch, an exception, a cancellation); a process
-  killed in between leaves them missing until the next import or the next start of the block, which
-  recreate every missing one. While they are aside, searches still answer, more slowly.
+- **Indexes set aside, on request** (``defer_indexes``, ``dpi registry import --defer-indexes``): on
+  PostgreSQL a large load may drop the secondary indexes (:func:`registry.service.bulk_load_indexes`;
+  never the primary keys that keep identifiers unique) and rebuild them from sorted rows once the file
+  is read. The rule (:func:`defers_indexes`): the file has at least :data:`BULK_LOAD_MIN_LINES` lines
+  and at least as many as the registry tables hold records, so the rebuild sorts at most twice what the
+  load brings. It is not the default: with the tables in memory on two cores, a million persons cost
+  PostgreSQL as much CPU either way, and the rebuild then runs alone after the load instead of beside
+  the reading and checking (bench/README.md); it pays when index maintenance waits on the disk. The
+  rebuild runs whatever happens to the load (an exception, a cancellation); a process killed in between
+  leaves them missing until the next import or the next start of the block, which recreate every
+  missing one. While they are aside, searches still answer, more slowly.
 """
 
 from __future__ import annotations
@@ -498,15 +501,16 @@ async def import_lines(
     on_error: Callable[[LineError], object] = lambda _error: None,
     on_progress: Callable[[int], object] = lambda _count: None,
     expected_lines: int | None = None,
-    defer_indexes: bool | None = None,
+    defer_indexes: bool | None = False,
 ) -> ImportReport:
     """Import ``lines`` into registry ``code``; see the module's documentation for the rules.
 
     ``on_error`` receives every error of every refused line; ``on_progress`` the number of lines
     handled since its last call. With ``all_or_nothing``, nothing is written if a line is refused, and
-    the report's ``stopped_at`` names the first refused line found. ``expected_lines`` (the length of
-    the file, when known) lets a large load set the secondary indexes aside (:func:`defers_indexes`);
-    ``defer_indexes`` overrides that rule (on PostgreSQL; never with ``all_or_nothing``).
+    the report's ``stopped_at`` names the first refused line found. ``defer_indexes`` None sets the
+    secondary indexes aside when :func:`defers_indexes` finds the load large (``expected_lines``, the
+    length of the file), True always, False (the default) never; only on PostgreSQL, never with
+    ``all_or_nothing``.
     """
     definition = service.definition(code)
     report = ImportReport()
