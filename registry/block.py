@@ -28,7 +28,7 @@ from registry.dci.cli import sender_group
 from registry.dci.search import Searcher
 from registry.definition import RegistryDefinition, load_definitions
 from registry.keyfile import subject_key
-from registry.service import RegistryService, create_attribute_indexes
+from registry.service import RegistryService, ensure_indexes
 
 __all__ = ["VERSION", "RegistryRuntime", "block", "jwt_verifier", "registry_block"]
 
@@ -107,9 +107,10 @@ def registry_block(
 
     @asynccontextmanager
     async def lifespan(context: BlockContext) -> AsyncIterator[None]:
-        # The indexes a definition asks for exist before the first search (checkfirst: cheap when they do).
+        # The indexes a definition asks for exist before the first search, and those a killed bulk load
+        # left missing come back (one catalogue read when they all exist).
         async with context.engine.begin() as connection:
-            await connection.run_sync(create_attribute_indexes, hosted)
+            await connection.run_sync(ensure_indexes, hosted)
         if dci_interval_seconds <= 0:
             yield
             return

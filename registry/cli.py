@@ -26,7 +26,7 @@ from registry.dedup import POSSIBLE, Deduplicator
 from registry.definition import load_definitions
 from registry.importer import ImportMapping, ImportReport, import_lines, read_file
 from registry.keyfile import subject_key
-from registry.service import RegistryService, create_attribute_indexes
+from registry.service import RegistryService, ensure_indexes
 from registry.synthetic import GENERATORS, generate
 
 __all__ = ["registry_group"]
@@ -68,7 +68,7 @@ async def _prepared(engine: AsyncEngine, settings: Settings) -> tuple[RegistrySe
     await db.upgrade(engine, [_MIGRATIONS])
     definitions = load_definitions()
     async with engine.begin() as connection:
-        indexes = await connection.run_sync(create_attribute_indexes, definitions)
+        indexes = await connection.run_sync(ensure_indexes, definitions)
     return RegistryService(
         db.session_factory(engine), definitions, subject_key=subject_key(settings)
     ), indexes
@@ -148,6 +148,11 @@ def _line_count(path: Path) -> int:
 )
 @click.option("--batch", type=click.IntRange(1, 50_000), default=2000, show_default=True)
 @click.option(
+    "--defer-indexes",
+    is_flag=True,
+    help="On PostgreSQL, set the secondary indexes aside while a large file loads and rebuild them after.",
+)
+@click.option(
     "--actor", default="dpi-registry-import", show_default=True, help="Recorded in each record's history."
 )
 def import_command(
@@ -158,6 +163,7 @@ def import_command(
     errors_path: Path | None,
     batch: int,
     actor: str,
+    defer_indexes: bool,
 ) -> None:
     """Import the records of FILE (JSON Lines, or CSV with --mapping) into REGISTRY.
 
@@ -178,11 +184,10 @@ def import_command(
         engine = db.create_engine(settings.database)
         try:
             service, _ = await _prepared(engine, settings)
+            lines = _line_count(file)
             with (
                 errors_file.open("w", encoding="utf-8") as errors,
-                click.progressbar(
-                    length=_line_count(file), label=f"importing into {registry}", file=sys.stderr
-                ) as bar,
+                click.progressbar(length=lines, label=f"importing into {registry}", file=sys.stderr) as bar,
             ):
                 return await import_lines(
                     service,
@@ -196,6 +201,8 @@ def import_command(
                         json.dumps(error.as_json(), ensure_ascii=False) + "\n"
                     ),
                     on_progress=bar.update,
+                    expected_lines=lines,
+                    defer_indexes=None if defer_indexes else False,
                 )
         finally:
             await engine.dispose()

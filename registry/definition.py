@@ -1,4 +1,5 @@
-"""Registries defined by data: a ``registry-definition@1.0.0`` document per hosted registry.
+"""Registries defined by data: a ``registry-definition@1.2.0`` document (or an earlier version) per
+hosted registry.
 
 A definition names the record schema (in ``standards``), the identifiers unique within the registry
 (with their check digits, verified with python-stdnum), the attributes that may be searched (an
@@ -15,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import pycountry
 from stdnum import luhn, verhoeff
@@ -42,7 +43,11 @@ __all__ = [
 ]
 
 DEFINITIONS_DIRECTORY: Final = Path(__file__).parent / "definitions"
-DEFINITION_SCHEMAS: Final = ("registry-definition@1.0.0", "registry-definition@1.1.0")
+DEFINITION_SCHEMAS: Final = (
+    "registry-definition@1.0.0",
+    "registry-definition@1.1.0",
+    "registry-definition@1.2.0",
+)
 FUZZY_THRESHOLD: Final = 0.85
 PHONETIC_SUFFIX: Final = "~phonetic"
 _INVALID: Final = "registry.record_invalid"
@@ -133,9 +138,9 @@ class IdentifierField:
         return self.record_types is None or record_type in self.record_types
 
 
-@dataclass(frozen=True)
-class AttributeValue:
-    """One searchable value of a record, in the typed column its attribute uses."""
+class AttributeValue(NamedTuple):
+    """One searchable value of a record, in the typed column its attribute uses (a named tuple: bulk
+    imports make millions of them)."""
 
     attribute: str
     position: int
@@ -192,7 +197,7 @@ class Attribute:
 
 @dataclass(frozen=True)
 class RegistryDefinition:
-    """A hosted registry, read from its definition document (``registry-definition@1.0.0``)."""
+    """A hosted registry, read from its definition document (``registry-definition@1.2.0``)."""
 
     code: str
     title: Mapping[str, str]
@@ -207,6 +212,7 @@ class RegistryDefinition:
     field_groups: Mapping[str, tuple[str, ...]]
     second_approver: bool
     document: Mapping[str, Any]
+    composites: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> RegistryDefinition:
@@ -238,10 +244,31 @@ class RegistryDefinition:
             attribute.fuzzy is not None and attribute.type != "string" for attribute in attributes.values()
         ):
             raise DefinitionError(f"registry {code}: the fuzzy operator compares text attributes only")
-        indexes = tuple(entry["attribute"] for entry in document.get("indexes", ()))
-        unknown = [name for name in indexes if name not in attributes]
+        entries = document.get("indexes", ())
+        if any(("attribute" in entry) == ("attributes" in entry) for entry in entries):
+            raise DefinitionError(f"registry {code}: an index names either attribute or attributes")
+        indexes = tuple(entry["attribute"] for entry in entries if "attribute" in entry)
+        composites = tuple(
+            (str(entry["attributes"][0]), str(entry["attributes"][1]))
+            for entry in entries
+            if "attributes" in entry
+        )
+        unknown = [
+            name
+            for name in (*indexes, *(name for pair in composites for name in pair))
+            if name not in attributes
+        ]
         if unknown:
             raise DefinitionError(f"registry {code}: index on unknown attribute(s) {', '.join(unknown)}")
+        for text, companion in composites:
+            first, second = attributes[text], attributes[companion]
+            if first.type != "string" or second.type not in {"date", "number"} or "*" in second.pointer:
+                raise DefinitionError(
+                    f"registry {code}: a composite index pairs a text attribute with a single-valued date "
+                    f"or number attribute, not {text} with {companion}"
+                )
+        if len({text for text, _ in composites}) != len(composites):
+            raise DefinitionError(f"registry {code}: an attribute leads one composite index at most")
         groups = {name: tuple(pointers) for name, pointers in document["field_groups"].items()}
         if any("*" in pointer for pointers in groups.values() for pointer in pointers):
             raise DefinitionError(f"registry {code}: field groups name whole fields, without '*'")
@@ -267,6 +294,22 @@ class RegistryDefinition:
             field_groups=groups,
             second_approver=bool(document["corrections"]["second_approver"]),
             document=document,
+            composites=composites,
+        )
+
+    @cached_property
+    def _extraction(self) -> tuple[tuple[Attribute, tuple[str, ...], bool, bool, str | None], ...]:
+        """Per attribute: the pointer's tokens, whether it is plain text (no composition), whether it is
+        case-folded, and the name its phonetic keys go under (None without ``fuzzy``)."""
+        return tuple(
+            (
+                attribute,
+                _tokens(attribute.pointer),
+                attribute.type == "string" and not attribute.compose,
+                attribute.normalize == "casefold",
+                attribute.name + PHONETIC_SUFFIX if attribute.fuzzy is not None else None,
+            )
+            for attribute in self.attributes.values()
         )
 
     @property
@@ -326,20 +369,42 @@ class RegistryDefinition:
     def attribute_values(self, document: Mapping[str, Any]) -> list[AttributeValue]:
         """Every searchable value of the record, one per attribute and array item; an attribute the
         ``fuzzy`` operator may search also gets the phonetic key of each value, under its name with
-        :data:`PHONETIC_SUFFIX` and the same position."""
+        :data:`PHONETIC_SUFFIX` and the same position. A text attribute that leads a composite index
+        (``composites``) carries the record's value of its companion in the companion's typed column."""
+        companions: dict[str, tuple[Decimal | None, date | None]] = {}
+        for text_name, companion in self.composites:
+            for raw in values_at(document, self.attributes[companion].pointer):
+                converted = self.attributes[companion].convert(raw)
+                if converted is not None:
+                    companions[text_name] = (converted[1], converted[2])
         values: list[AttributeValue] = []
-        for attribute in self.attributes.values():
+        append = values.append
+        for attribute, tokens, plain, casefold, phonetic in self._extraction:
+            found = _reach(document, tokens, 0)
+            if not found:
+                continue
+            number: Decimal | None
+            day: date | None
+            number, day = companions.get(attribute.name, (None, None))
             position = 0
-            for raw in values_at(document, attribute.pointer):
-                converted = attribute.convert(raw)
-                if converted is None:
-                    continue
-                text, number, day = converted
-                values.append(AttributeValue(attribute.name, position, text, number, day))
-                if attribute.fuzzy is not None and text is not None:
-                    values.append(
-                        AttributeValue(attribute.name + PHONETIC_SUFFIX, position, phonetic_key(text))
-                    )
+            for raw in found:
+                if plain:
+                    # The common case, a text attribute of its own, without the general conversion.
+                    if not isinstance(raw, str):
+                        continue
+                    text: str | None = (raw.casefold() if casefold else raw)[:_MAX_TEXT]
+                    append(AttributeValue(attribute.name, position, text, number, day))
+                else:
+                    converted = attribute.convert(raw)
+                    if converted is None:
+                        continue
+                    text = converted[0]
+                    if text is not None:
+                        append(AttributeValue(attribute.name, position, text, number, day))
+                    else:
+                        append(AttributeValue(attribute.name, position, None, converted[1], converted[2]))
+                if phonetic is not None and text is not None:
+                    append(AttributeValue(phonetic, position, phonetic_key(text)))
                 position += 1
         return values
 

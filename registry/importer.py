@@ -16,22 +16,36 @@ document declares.
   bad line, leaving the registry as it was. Otherwise each batch is its own transaction and only the
   good lines are written; every bad line is reported (line, field, reason code) and skipped.
 - Like :meth:`RegistryService.create_many`, a bulk load sends no notification per record.
+- **Indexes set aside, on request** (``defer_indexes``, ``dpi registry import --defer-indexes``): on
+  PostgreSQL a large load may drop the secondary indexes (:func:`registry.service.bulk_load_indexes`;
+  never the primary keys that keep identifiers unique) and rebuild them from sorted rows once the file
+  is read. The rule (:func:`defers_indexes`): the file has at least :data:`BULK_LOAD_MIN_LINES` lines
+  and at least as many as the registry tables hold records, so the rebuild sorts at most twice what the
+  load brings. It is not the default: with the tables in memory on two cores, a million persons cost
+  PostgreSQL as much CPU either way, and the rebuild then runs alone after the load instead of beside
+  the reading and checking (bench/README.md); it pays when index maintenance waits on the disk. The
+  rebuild runs whatever happens to the load (an exception, a cancellation); a process killed in between
+  leaves them missing until the next import or the next start of the block, which recreate every
+  missing one. While they are aside, searches still answer, more slowly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import gc
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import Index, func, insert, inspect, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,14 +53,24 @@ import standards
 from dpi.errors import DpiError, ErrorDetail
 from registry.definition import RegistryDefinition, resolve
 from registry.models import IdentifierRow, RecordRow
-from registry.service import BulkTable, DocumentRows, RegistryService, bulk_tables, document_rows
+from registry.service import (
+    BulkTable,
+    DocumentRows,
+    RegistryService,
+    bulk_load_indexes,
+    bulk_tables,
+    document_rows,
+    ensure_indexes,
+)
 
 __all__ = [
+    "BULK_LOAD_MIN_LINES",
     "MAPPING_SCHEMA",
     "ImportMapping",
     "ImportReport",
     "LineError",
     "SourceLine",
+    "defers_indexes",
     "import_lines",
     "read_csv",
     "read_file",
@@ -69,6 +93,10 @@ _MALFORMED: Final = "registry.import_line_malformed"
 _VALUE_INVALID: Final = "registry.import_value_invalid"
 _MAPPING_INVALID: Final = "registry.import_mapping_invalid"
 _MAX_LINE_ERRORS: Final = 20
+BULK_LOAD_MIN_LINES: Final = 100_000
+# Memory for each index rebuild's sort (PostgreSQL's default, 64 MB, spills a million persons to disk).
+_REBUILD_MEMORY: Final = "512MB"
+_COLLECTION_THRESHOLD: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -472,12 +500,17 @@ async def import_lines(
     batch_size: int = 2000,
     on_error: Callable[[LineError], object] = lambda _error: None,
     on_progress: Callable[[int], object] = lambda _count: None,
+    expected_lines: int | None = None,
+    defer_indexes: bool | None = False,
 ) -> ImportReport:
     """Import ``lines`` into registry ``code``; see the module's documentation for the rules.
 
     ``on_error`` receives every error of every refused line; ``on_progress`` the number of lines
     handled since its last call. With ``all_or_nothing``, nothing is written if a line is refused, and
-    the report's ``stopped_at`` names the first refused line found.
+    the report's ``stopped_at`` names the first refused line found. ``defer_indexes`` None sets the
+    secondary indexes aside when :func:`defers_indexes` finds the load large (``expected_lines``, the
+    length of the file), True always, False (the default) never; only on PostgreSQL, never with
+    ``all_or_nothing``.
     """
     definition = service.definition(code)
     report = ImportReport()
@@ -538,15 +571,57 @@ async def import_lines(
                         ]
                     )
 
-    if all_or_nothing:
-        return await _import_all_or_nothing(
-            service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
+    with _fewer_collections():
+        if all_or_nothing:
+            return await _import_all_or_nothing(
+                service, definition, lines, report, refuse, actor, reason, batch_size, on_progress
+            )
+        return await _import_batched(
+            service,
+            definition,
+            lines,
+            report,
+            refuse,
+            write_batch,
+            actor,
+            reason,
+            batch_size,
+            on_progress,
+            expected_lines,
+            defer_indexes,
         )
-    # The next batch is read and checked in a worker thread while the previous one is written, so
-    # the database's work on one batch overlaps the checks of the next. Writes stay one at a time and
-    # in file order: each batch's identifier lookup sees every batch written before it.
-    # The rows of each line are built in the reading thread too, while the database writes the
-    # previous batch; a line found already imported at write time just drops its rows.
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Let the cyclic garbage collector run less often while a load holds batches of records.
+
+    A batch keeps tens of thousands of containers alive (documents and their rows); at the default
+    threshold the collector scanned them hundreds of times per batch, about a quarter of the CPU time
+    spent preparing rows. Nothing an import makes is cyclic: reference counting frees it.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(max(previous[0], _COLLECTION_THRESHOLD), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
+async def _import_batched(
+    service: RegistryService,
+    definition: RegistryDefinition,
+    lines: Iterable[SourceLine],
+    report: ImportReport,
+    refuse: Callable[[Iterable[LineError]], None],
+    write_batch: Callable[[_Batch], Coroutine[Any, Any, None]],
+    actor: str,
+    reason: str,
+    batch_size: int,
+    on_progress: Callable[[int], object],
+    expected_lines: int | None,
+    defer_indexes: bool | None,
+) -> ImportReport:
     async with service.sessions() as session:
         postgres = (await session.connection()).dialect.name == "postgresql"
 
@@ -560,6 +635,87 @@ async def import_lines(
             encode_json=_json_text if postgres else None,
         )
 
+    aside = await _set_indexes_aside(service, expected_lines, defer_indexes) if postgres else []
+    try:
+        await _import_batches(
+            definition, lines, report, refuse, write_batch, prepare, batch_size, on_progress
+        )
+    finally:
+        if aside:
+            await _rebuild_indexes(service, aside)
+    return report
+
+
+async def defers_indexes(service: RegistryService, expected_lines: int | None) -> bool:
+    """Whether a load of ``expected_lines`` lines sets the secondary indexes aside: on PostgreSQL, when it
+    brings at least :data:`BULK_LOAD_MIN_LINES` lines and at least as many as the registry tables hold
+    records (the planner's estimate, counted when the table was never analysed)."""
+    if expected_lines is None or expected_lines < BULK_LOAD_MIN_LINES:
+        return False
+    async with service.sessions() as session:
+        if (await session.connection()).dialect.name != "postgresql":
+            return False
+        held = await session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('registry_record')")
+        )
+        if held is None or held < 0:
+            held = await session.scalar(select(func.count()).select_from(RecordRow))
+    return expected_lines >= (held or 0)
+
+
+async def _set_indexes_aside(
+    service: RegistryService, expected_lines: int | None, defer_indexes: bool | None
+) -> list[Index]:
+    """Drop the secondary indexes for a large load on PostgreSQL (see :func:`defers_indexes`); the
+    dropped ones."""
+    # An earlier load killed before its rebuild left indexes missing: they come back first.
+    async with service.sessions.begin() as session:
+        connection = await session.connection()
+        await connection.run_sync(ensure_indexes, service.definitions)
+    defer = defer_indexes if defer_indexes is not None else await defers_indexes(service, expected_lines)
+    if not defer:
+        return []
+    aside = bulk_load_indexes(service.definitions)
+    async with service.sessions.begin() as session:
+        for index in aside:
+            # Names come from the models and from definition codes and attribute names, which the
+            # definition schema limits to [a-z0-9_-]: safe to quote into DDL.
+            await session.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
+    return aside
+
+
+async def _rebuild_indexes(service: RegistryService, indexes: list[Index]) -> None:
+    """Build ``indexes`` again (each in its own transaction, so one built stays built), then refresh the
+    planner's statistics of the tables the load doubled at least."""
+    tables = sorted({index.table.name for index in indexes if index.table is not None})
+    for index in indexes:
+        async with service.sessions.begin() as session:
+            await session.execute(text(f"SET LOCAL maintenance_work_mem = '{_REBUILD_MEMORY}'"))
+            connection = await session.connection()
+            await connection.run_sync(_create_index, index)
+    async with service.sessions.begin() as session:
+        await session.execute(text(f"ANALYZE {', '.join(tables)}"))
+
+
+def _create_index(connection: Connection, index: Index) -> None:
+    index.create(connection, checkfirst=True)
+
+
+async def _import_batches(
+    definition: RegistryDefinition,
+    lines: Iterable[SourceLine],
+    report: ImportReport,
+    refuse: Callable[[Iterable[LineError]], None],
+    write_batch: Callable[[_Batch], Coroutine[Any, Any, None]],
+    prepare: Callable[[dict[str, Any]], DocumentRows],
+    batch_size: int,
+    on_progress: Callable[[int], object],
+) -> None:
+    # The next batch is read and checked in a worker thread while the previous one is written, so
+    # the database's work on one batch overlaps the checks of the next. Writes stay one at a time and
+    # in file order: each batch's identifier lookup sees every batch written before it.
+    # The rows of each line are built in the reading thread too, while the database writes the
+    # previous batch; a line found already imported at write time just drops its rows.
     source = iter(lines)
     writing: asyncio.Task[None] | None = None
     written = 0
@@ -582,7 +738,6 @@ async def import_lines(
         else:
             writing = None
             on_progress(read)
-    return report
 
 
 def _collect(

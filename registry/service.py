@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Index, and_, delete, func, insert, select, update
+from sqlalchemy import Index, and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,11 +58,13 @@ __all__ = [
     "DocumentRows",
     "Reader",
     "RegistryService",
+    "bulk_load_indexes",
     "bulk_rows",
     "bulk_tables",
     "create_attribute_indexes",
     "creation_patch",
     "document_rows",
+    "ensure_indexes",
     "new_record_id",
     "timestamp",
 ]
@@ -197,31 +199,117 @@ def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def _attribute_index(definition: RegistryDefinition, attribute_name: str) -> Index:
-    attribute = definition.attributes[attribute_name]
-    column = {
+def _typed_column(definition: RegistryDefinition, attribute_name: str) -> Any:
+    return {
         "number": AttributeRow.value_number,
         "date": AttributeRow.value_date,
-    }.get(attribute.type, AttributeRow.value_text)
-    # The code and attribute name match ^[a-z][a-z0-9-_]*$ (definition schema): safe in an index name
+    }.get(definition.attributes[attribute_name].type, AttributeRow.value_text)
+
+
+def _attribute_index(
+    definition: RegistryDefinition, attribute_name: str, companion: str | None = None
+) -> Index:
+    """The partial index of one attribute's rows: on its value, or for a composite (``companion``) on
+    its text and the companion's value the same rows carry."""
+    columns = [_typed_column(definition, attribute_name)]
+    if companion is not None:
+        columns.append(_typed_column(definition, companion))
+    # The code and attribute names match ^[a-z][a-z0-9-_]*$ (definition schema): safe in an index name
     # and as the literals of its WHERE clause (DDL cannot take bound parameters).
-    name = f"ix_regattr_{definition.code.replace('-', '_')}_{attribute_name}"[:63]
+    suffix = attribute_name if companion is None else f"{attribute_name}_{companion}"
+    name = f"ix_regattr_{definition.code.replace('-', '_')}_{suffix}"[:63]
     condition = and_(AttributeRow.registry_code == definition.code, AttributeRow.attribute == attribute_name)
-    return Index(name, column, AttributeRow.record_id, postgresql_where=condition, sqlite_where=condition)
+    return Index(name, *columns, AttributeRow.record_id, postgresql_where=condition, sqlite_where=condition)
+
+
+def _declared_indexes(
+    definitions: Mapping[str, RegistryDefinition],
+) -> list[tuple[RegistryDefinition, Index, tuple[str, str] | None]]:
+    return [
+        *(
+            (definition, _attribute_index(definition, attribute_name), None)
+            for definition in definitions.values()
+            for attribute_name in definition.indexes
+        ),
+        *(
+            (definition, _attribute_index(definition, text, companion), (text, companion))
+            for definition in definitions.values()
+            for text, companion in definition.composites
+        ),
+    ]
+
+
+def _carry_companions(
+    connection: Connection, definition: RegistryDefinition, text: str, companion: str
+) -> None:
+    """Give the rows of ``text`` the record's value of ``companion`` (rows written before the definition
+    declared the composite index lack it)."""
+    attributes = RegistryBase.metadata.tables[AttributeRow.__tablename__]
+    own = _typed_column(definition, companion).key
+    source = attributes.alias("companion")
+    connection.execute(
+        update(attributes)
+        .where(attributes.c.registry == definition.code, attributes.c.attribute == text)
+        .values(
+            {
+                own: select(source.c[own])
+                .where(source.c.record_id == attributes.c.record_id, source.c.attribute == companion)
+                .limit(1)
+                .scalar_subquery()
+            }
+        )
+    )
 
 
 def create_attribute_indexes(
     connection: Connection, definitions: Mapping[str, RegistryDefinition]
 ) -> list[str]:
     """Create the partial indexes the definitions ask for (``indexes``), skipping those that exist;
-    returns the names of all of them. Run through ``AsyncConnection.run_sync``."""
+    returns the names of all of them. A composite index is created after its rows get their companion
+    values. Run through ``AsyncConnection.run_sync``."""
+    present = {entry["name"] for entry in inspect(connection).get_indexes(AttributeRow.__tablename__)}
     names: list[str] = []
-    for definition in definitions.values():
-        for attribute_name in definition.indexes:
-            index = _attribute_index(definition, attribute_name)
-            index.create(connection, checkfirst=True)
-            names.append(str(index.name))
+    for definition, index, composite in _declared_indexes(definitions):
+        if index.name not in present:
+            if composite is not None:
+                _carry_companions(connection, definition, *composite)
+            index.create(connection)
+        names.append(str(index.name))
     return names
+
+
+# Taken when the models are defined: the declared indexes (``_attribute_index``) attach themselves to the
+# attribute table's metadata as they are made.
+_SECONDARY_INDEXES: Final = tuple(
+    index
+    for model in (RecordRow, IdentifierRow, VersionRow, AttributeRow)
+    for index in sorted(
+        RegistryBase.metadata.tables[model.__tablename__].indexes, key=lambda index: str(index.name)
+    )
+    if not index.unique
+)
+
+
+def bulk_load_indexes(definitions: Mapping[str, RegistryDefinition]) -> list[Index]:
+    """The indexes a large bulk load may set aside and rebuild once it is done: the non-unique indexes of
+    the tables it writes (records, identifiers, versions, search attributes) and those the definitions
+    declare. Primary keys are never among them: they keep identifiers unique while the load runs."""
+    return [*_SECONDARY_INDEXES, *(index for _, index, _ in _declared_indexes(definitions))]
+
+
+def ensure_indexes(connection: Connection, definitions: Mapping[str, RegistryDefinition]) -> list[str]:
+    """Create every index of :func:`bulk_load_indexes` that is missing (a bulk load that stopped before
+    rebuilding them), skipping those that exist; returns the names of the declared ones. Run through
+    ``AsyncConnection.run_sync``."""
+    present = {
+        entry["name"]
+        for table in {index.table.name for index in _SECONDARY_INDEXES if index.table is not None}
+        for entry in inspect(connection).get_indexes(table)
+    }
+    for index in _SECONDARY_INDEXES:
+        if index.name not in present:
+            index.create(connection)
+    return create_attribute_indexes(connection, definitions)
 
 
 def creation_patch(document: Any) -> list[dict[str, Any]]:

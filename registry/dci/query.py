@@ -25,6 +25,15 @@ Text compares by equality and prefix only: ordering text depends on the database
 
 Every comparison becomes ``record_id IN (SELECT record_id FROM registry_attribute WHERE registry = :r AND
 attribute = :a AND value_<type> <op> :v)``: values are bound parameters, never text in the statement.
+A search reads :func:`matching_ids`: a predicate made of comparisons joined by ``and`` and ``or`` (with
+``not`` only beside a comparison it narrows) is answered from the attribute rows alone, the indexes
+intersecting the comparisons before any record is read; the records table is the universe of ``not``
+only when nothing else bounds it. Attribute rows exist for active records only (the service removes
+them when a record is deleted or merged), so both forms select the same records. When an ``and``
+compares both attributes of a composite index the definition declares (a text attribute and a
+single-valued date or number), the two comparisons are one range of that index: each row of the text
+attribute carries the record's value of the other.
+
 A ``fuzzy`` comparison is first expanded (:func:`expand_fuzzy`): the distinct spellings stored under the
 searched phonetic key are read through the key's own attribute rows (an indexed equality), filtered by
 similarity in Python, and the comparison becomes ``in`` those spellings; so ``not``, counting and
@@ -40,7 +49,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, bindparam, false, func, not_, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -48,6 +57,7 @@ from dpi.errors import DpiError
 from registry.definition import PHONETIC_SUFFIX, Attribute, RegistryDefinition
 from registry.models import AttributeRow, IdentifierRow, RecordRow
 from registry.phonetic import phonetic_key, similarity
+from registry.service import ACTIVE
 
 __all__ = [
     "EXTENSION_OPERATORS",
@@ -63,6 +73,7 @@ __all__ = [
     "attribute_column",
     "compile_condition",
     "expand_fuzzy",
+    "matching_ids",
     "parse_query",
 ]
 
@@ -269,8 +280,11 @@ def _test(comparison: Comparison) -> ColumnElement[bool]:
             )
 
 
-def compile_condition(definition: RegistryDefinition, node: Node | Identifier) -> ColumnElement[bool]:
-    """A condition on ``RecordRow`` selecting the records of ``definition`` that ``node`` describes."""
+def compile_condition(
+    definition: RegistryDefinition, node: Node | Identifier, record_id: Any = RecordRow.record_id
+) -> ColumnElement[bool]:
+    """A condition on ``RecordRow`` selecting the records of ``definition`` that ``node`` describes
+    (on another column of record ids when ``record_id`` names one)."""
     if isinstance(node, Identifier):
         holders = select(IdentifierRow.record_id).where(
             IdentifierRow.registry_code == definition.code,
@@ -282,20 +296,120 @@ def compile_condition(definition: RegistryDefinition, node: Node | Identifier) -
         )
         # One IN over the union: an OR of two IN subqueries is not an index condition for
         # PostgreSQL, which then scanned every record of the registry.
-        return RecordRow.record_id.in_(holders.union(survivors))
+        return record_id.in_(holders.union(survivors))  # type: ignore[no-any-return]
     if isinstance(node, Comparison):
-        matching = select(AttributeRow.record_id).where(
-            AttributeRow.registry_code == definition.code,
-            AttributeRow.attribute == node.attribute.name,
-            _test(node),
-        )
-        return RecordRow.record_id.in_(matching)
-    parts = [compile_condition(definition, part) for part in node.parts]
+        return record_id.in_(_comparison_ids(definition, node))  # type: ignore[no-any-return]
+    parts = [compile_condition(definition, part, record_id) for part in node.parts]
     if node.kind == "not":
         return not_(parts[0])
     if not parts:
         return false()
     return and_(*parts) if node.kind == "and" else or_(*parts)
+
+
+def _rows_of(definition: RegistryDefinition, attribute_name: str) -> tuple[ColumnElement[bool], ...]:
+    """The rows of one attribute of the registry, its code and name written into the statement: a
+    partial index declared for the attribute (``WHERE registry = ... AND attribute = ...``) is then
+    provably usable by a prepared statement's generic plan too, which PostgreSQL switches to after a
+    few runs (with bound parameters it fell back to the shared index and read every row of the value).
+    Both come from the definition, whose schema limits them to ``[a-z0-9_-]``; values stay bound."""
+    return (
+        AttributeRow.registry_code
+        == bindparam("registry", definition.code, unique=True, literal_execute=True),
+        AttributeRow.attribute == bindparam("attribute", attribute_name, unique=True, literal_execute=True),
+    )
+
+
+def _comparison_ids(definition: RegistryDefinition, comparison: Comparison) -> Select[Any]:
+    return select(AttributeRow.record_id).where(
+        *_rows_of(definition, comparison.attribute.name),
+        _test(comparison),
+    )
+
+
+def _attribute_ids(definition: RegistryDefinition, node: Node) -> Select[Any] | None:
+    """The ids ``node`` selects, read from the attribute rows alone (repeated when a record has several
+    matching values); None when ``node`` needs the records table (a ``not`` that nothing bounds)."""
+    if isinstance(node, Comparison):
+        return _comparison_ids(definition, node)
+    if node.kind == "not":
+        return None
+    if node.kind == "or":
+        if not node.parts:
+            return select(AttributeRow.record_id).where(false())
+        branches = [_attribute_ids(definition, part) for part in node.parts]
+        if any(branch is None for branch in branches):
+            return None
+        if len(branches) == 1:
+            return branches[0]
+        either = union(*(branch for branch in branches if branch is not None)).subquery()
+        return select(either.c.record_id)
+    parts = _conjuncts(node)
+    paired = _composite(definition, parts)
+    if paired is not None:
+        ids = paired[0].subquery()
+        return select(ids.c.record_id).where(
+            *(compile_condition(definition, other, ids.c.record_id) for other in paired[1])
+        )
+    # The first part the attribute rows can answer drives; the others become conditions on its ids,
+    # which PostgreSQL may turn into semi-joins in whichever order is cheaper.
+    for index, part in enumerate(node.parts):
+        driver = _attribute_ids(definition, part)
+        if driver is None:
+            continue
+        ids = driver.subquery()
+        others = [*node.parts[:index], *node.parts[index + 1 :]]
+        return select(ids.c.record_id).where(
+            *(compile_condition(definition, other, ids.c.record_id) for other in others)
+        )
+    return None
+
+
+def _conjuncts(node: Condition) -> list[Node]:
+    """The parts of an ``and``, with the parts of the ``and``s nested in it."""
+    parts: list[Node] = []
+    for part in node.parts:
+        if isinstance(part, Condition) and part.kind == "and":
+            parts += _conjuncts(part)
+        else:
+            parts.append(part)
+    return parts
+
+
+def _composite(definition: RegistryDefinition, parts: list[Node]) -> tuple[Select[Any], list[Node]] | None:
+    """The ids that a comparison on a text attribute and one on its companion select together, read
+    from the composite index the definition declares for them (the text attribute's rows carry the
+    companion's value), and the parts left; None when no declared pair is compared."""
+    for text, companion in definition.composites:
+        first = next((p for p in parts if isinstance(p, Comparison) and p.attribute.name == text), None)
+        second = next((p for p in parts if isinstance(p, Comparison) and p.attribute.name == companion), None)
+        if first is None or second is None:
+            continue
+        both = select(AttributeRow.record_id).where(
+            *_rows_of(definition, text),
+            _test(first),
+            _test(second),
+        )
+        return both, [part for part in parts if part is not first and part is not second]
+    return None
+
+
+def matching_ids(definition: RegistryDefinition, node: Node | Identifier) -> Subquery:
+    """The ids of the active records of ``definition`` that ``node`` selects, each once, as a subquery
+    with one column, ``record_id``. See the module's documentation for how it is read."""
+    if not isinstance(node, Identifier):
+        ids = _attribute_ids(definition, node)
+        if ids is not None:
+            return ids.distinct().subquery()
+    return (
+        select(RecordRow.record_id)
+        .where(
+            RecordRow.registry_code == definition.code,
+            RecordRow.status == ACTIVE,
+            compile_condition(definition, node),
+        )
+        .subquery()
+    )
 
 
 async def _spellings(

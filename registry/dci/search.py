@@ -40,14 +40,14 @@ from registry.dci.query import (
     Identifier,
     Node,
     attribute_column,
-    compile_condition,
     expand_fuzzy,
+    matching_ids,
     parse_query,
 )
 from registry.dci.senders import Sender
 from registry.definition import RegistryDefinition
-from registry.models import AttributeRow, RecordRow
-from registry.service import ACTIVE, Reader, RegistryService
+from registry.models import AttributeRow
+from registry.service import Reader, RegistryService
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -132,12 +132,12 @@ class Searcher:
         return _Page(size=size, number=number)
 
     @staticmethod
-    def _order(definition: RegistryDefinition, sort: Any) -> list[Any]:
+    def _sort(definition: RegistryDefinition, sort: Any) -> list[tuple[str, str]]:
         if sort is None:
             sort = []
         if not isinstance(sort, list) or len(sort) > 3:
             raise DpiError("rjct.sort.invalid", "sort is a list of at most 3 {attribute_name, sort_order}")
-        order: list[Any] = []
+        keys: list[tuple[str, str]] = []
         for entry in sort:
             name = entry.get("attribute_name") if isinstance(entry, Mapping) else None
             direction = entry.get("sort_order", "asc") if isinstance(entry, Mapping) else None
@@ -145,14 +145,21 @@ class Searcher:
                 raise DpiError("rjct.sort.invalid", f"{name!r} is not a searchable attribute")
             if direction not in {"asc", "desc"}:
                 raise DpiError("rjct.sort.invalid", "sort_order is asc or desc")
+            keys.append((name, direction))
+        return keys
+
+    @staticmethod
+    def _order(definition: RegistryDefinition, keys: list[tuple[str, str]], record_id: Any) -> list[Any]:
+        order: list[Any] = []
+        for name, direction in keys:
             column = attribute_column(definition.attributes[name])
             key = (
                 select(func.min(column))
-                .where(AttributeRow.record_id == RecordRow.record_id, AttributeRow.attribute == name)
+                .where(AttributeRow.record_id == record_id, AttributeRow.attribute == name)
                 .scalar_subquery()
             )
             order.append((key.asc() if direction == "asc" else key.desc()).nulls_last())
-        return [*order, RecordRow.record_id]
+        return [*order, record_id]
 
     @staticmethod
     def _reader(definition: RegistryDefinition, sender: Sender, criteria: Mapping[str, Any]) -> Reader:
@@ -174,24 +181,30 @@ class Searcher:
         if criteria.get("version", DCI_VERSION) != DCI_VERSION:
             raise DpiError("rjct.search_criteria.invalid", f"search_criteria.version is {DCI_VERSION}")
         node = parse_query(definition, criteria.get("query_type"), criteria.get("query"))
-        order = self._order(definition, criteria.get("sort"))
+        sort = self._sort(definition, criteria.get("sort"))
         _within_grants(definition, sender.groups(definition.code), node, criteria.get("sort"))
         page = self._page(definition.code, criteria)
         reader = self._reader(definition, sender, criteria)
         async with self.service.sessions() as session:
-            selected = select(RecordRow.record_id).where(
-                RecordRow.registry_code == definition.code,
-                RecordRow.status == ACTIVE,
-                compile_condition(definition, await expand_fuzzy(session, definition, node)),
-            )
-            total = await session.scalar(select(func.count()).select_from(selected.subquery())) or 0
-            ids = list(
-                (
-                    await session.scalars(
-                        selected.order_by(*order).limit(page.size).offset((page.number - 1) * page.size)
-                    )
-                ).all()
-            )
+            matched = matching_ids(definition, await expand_fuzzy(session, definition, node))
+            # One statement for the page and the total: the window counts every match before the
+            # limit, so the matches are found once.
+            rows = (
+                await session.execute(
+                    select(matched.c.record_id, func.count().over())
+                    .order_by(*self._order(definition, sort, matched.c.record_id))
+                    .limit(page.size)
+                    .offset((page.number - 1) * page.size)
+                )
+            ).all()
+            ids = [row[0] for row in rows]
+            if rows:
+                total = int(rows[0][1])
+            elif page.number > 1:
+                # A page past the end has no row to carry the total.
+                total = await session.scalar(select(func.count()).select_from(matched)) or 0
+            else:
+                total = 0
         records = await self.service.read_many(
             definition.code, ids, reader=reader, groups=sender.groups(definition.code)
         )

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select
 
 from dpi import db
 from dpi.errors import DpiError
-from registry.dci.query import compile_condition, expand_fuzzy, parse_query
+from registry.dci.query import compile_condition, expand_fuzzy, matching_ids, parse_query
 from registry.definition import PHONETIC_SUFFIX, load_definitions
 from registry.models import AttributeRow, RecordRow
 from registry.phonetic import phonetic_key, similarity
@@ -167,7 +167,8 @@ def _rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dic
                 "updated_at": now,
             }
         )
-        for name in _VALUES:
+        # As the service keeps them: a deleted or merged record has no attribute rows.
+        for name in _VALUES if record["active"] else ():
             for position, value in enumerate(_values(record, name)):
                 attribute_rows.append(
                     {
@@ -210,16 +211,23 @@ async def _selected(
             if attribute_rows:
                 await connection.execute(insert(AttributeRow), attribute_rows)
             try:
-                node = parse_query(DEFINITION, "predicate", predicate)
-                condition = compile_condition(DEFINITION, await expand_fuzzy(connection, DEFINITION, node))
+                node = await expand_fuzzy(
+                    connection, DEFINITION, parse_query(DEFINITION, "predicate", predicate)
+                )
             except DpiError as refusal:
                 return refusal.reason_code
             found = await connection.scalars(
                 select(RecordRow.record_id).where(
-                    RecordRow.registry_code == DEFINITION.code, RecordRow.status == "active", condition
+                    RecordRow.registry_code == DEFINITION.code,
+                    RecordRow.status == "active",
+                    compile_condition(DEFINITION, node),
                 )
             )
-            return set(found.all())
+            ids = matching_ids(DEFINITION, node)
+            listed = (await connection.scalars(select(ids.c.record_id))).all()
+            # Both forms select the same records, and the search's form names each once.
+            assert sorted(listed) == sorted(set(found.all()))
+            return set(listed)
     finally:
         await engine.dispose()
 
