@@ -25,8 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Tests run in parallel worker processes (one per core, at most four): each test has its own
+# temporary directory and, on PostgreSQL, its own schema, so they do not share state.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
