@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import socket
-from typing import Final
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Final
 
 import httpx
 
-__all__ = ["NOT_HTTPS", "NOT_PUBLIC", "UNREACHABLE", "is_public", "refusal"]
+from dpi.keys import SigningKey
+from dpi.signing import sign_request
+
+__all__ = ["NOT_HTTPS", "NOT_PUBLIC", "UNREACHABLE", "is_public", "post_signed", "refusal"]
 
 NOT_HTTPS: Final = "the receiver's URL is not https"
 NOT_PUBLIC: Final = "the receiver's address is not a public internet address"
@@ -72,3 +78,32 @@ async def refusal(url: httpx.URL, *, allow_private_networks: bool) -> str | None
     if addresses is None:
         return UNREACHABLE
     return None if all(is_public(address) for address in addresses) else NOT_PUBLIC
+
+
+async def post_signed(
+    client: httpx.AsyncClient,
+    key: SigningKey,
+    url: str,
+    envelope: Mapping[str, Any],
+    idempotency_key: str,
+    *,
+    allow_private_networks: bool,
+    send_timeout: timedelta = timedelta(seconds=15),
+) -> str | None:
+    """POST ``envelope`` as JSON to ``url``, signed with ``key`` (RFC 9421) and carrying
+    ``Idempotency-Key``, once the URL has passed :func:`refusal`; None when the receiver took it (2xx),
+    else why not (never the network error's own text, so that delivery records cannot probe ports)."""
+    target = httpx.URL(url)
+    refused = await refusal(target, allow_private_networks=allow_private_networks)
+    if refused is not None:
+        return refused
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+    headers.update(sign_request("POST", str(target), headers, body, key))
+    try:
+        response = await client.post(
+            target, content=body, headers=headers, timeout=send_timeout.total_seconds()
+        )
+    except httpx.HTTPError:
+        return UNREACHABLE
+    return None if response.is_success else f"the receiver answered HTTP {response.status_code}"

@@ -51,7 +51,7 @@ from dpi.contract import Contract, Parameter
 from dpi.errors import DpiError
 from dpi.keys import KeyStore, SigningKey
 from dpi.models import OutboxMessage
-from dpi.signing import SignatureError, sign_request, verify_request
+from dpi.signing import SignatureError, verify_request
 from payments_adapter.contract import (
     FinancialAddress,
     Money,
@@ -697,20 +697,15 @@ async def _post_signed(
     allow_private_networks: bool,
 ) -> str | None:
     """POST a signed envelope; None when the receiver took it (2xx), else why not."""
-    target = httpx.URL(url)
-    refusal = await egress.refusal(target, allow_private_networks=allow_private_networks)
-    if refusal is not None:
-        return refusal
-    body = json.dumps(envelope, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
-    headers.update(sign_request("POST", str(target), headers, body, key))
-    try:
-        response = await client.post(
-            target, content=body, headers=headers, timeout=_SEND_TIMEOUT.total_seconds()
-        )
-    except httpx.HTTPError:
-        return egress.UNREACHABLE
-    return None if response.is_success else f"the receiver answered HTTP {response.status_code}"
+    return await egress.post_signed(
+        client,
+        key,
+        url,
+        envelope,
+        idempotency_key,
+        allow_private_networks=allow_private_networks,
+        send_timeout=_SEND_TIMEOUT,
+    )
 
 
 @dataclass

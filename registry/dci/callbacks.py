@@ -18,7 +18,6 @@ outbox in the transaction that acknowledges it, then :func:`dispatch_once` answe
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,6 @@ from dpi import egress, outbox
 from dpi.errors import DpiError
 from dpi.keys import SigningKey
 from dpi.models import OutboxMessage
-from dpi.signing import sign_request
 from registry.dci.envelope import (
     DCI_VERSION,
     MESSAGE_WINDOW,
@@ -73,7 +71,7 @@ RETRY_DELAYS: Final = (
     timedelta(hours=1),
 )
 MAX_ATTEMPTS: Final = 8
-_SEND_TIMEOUT: Final = 15.0
+_SEND_TIMEOUT: Final = timedelta(seconds=15)
 _LEASE: Final = timedelta(minutes=2)
 EVENT_RECORD_TYPE: Final = "dpi:registry-event"
 
@@ -214,18 +212,15 @@ async def _post_signed(
     allow_private_networks: bool,
 ) -> str | None:
     """POST a signed envelope; None when the receiver took it (2xx), else why not."""
-    target = httpx.URL(url)
-    refusal = await egress.refusal(target, allow_private_networks=allow_private_networks)
-    if refusal is not None:
-        return refusal
-    body = json.dumps(envelope, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
-    headers.update(sign_request("POST", str(target), headers, body, key))
-    try:
-        response = await client.post(target, content=body, headers=headers, timeout=_SEND_TIMEOUT)
-    except httpx.HTTPError:
-        return egress.UNREACHABLE
-    return None if response.is_success else f"the receiver answered HTTP {response.status_code}"
+    return await egress.post_signed(
+        client,
+        key,
+        url,
+        envelope,
+        idempotency_key,
+        allow_private_networks=allow_private_networks,
+        send_timeout=_SEND_TIMEOUT,
+    )
 
 
 @dataclass
