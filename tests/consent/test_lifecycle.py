@@ -30,7 +30,7 @@ def test_unlisted_transitions_are_refused(state: State, action: Action) -> None:
         assert refused.value.reason_code == "consent.transition_not_allowed"
 
 
-@pytest.mark.parametrize(("state", "action"), list(TRANSITIONS))
+@pytest.mark.parametrize(("state", "action"), sorted(TRANSITIONS))
 def test_listed_transitions_only_for_their_roles(state: State, action: Action) -> None:
     allowed = TRANSITIONS[(state, action)]
     for role in ActorRole:
