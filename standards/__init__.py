@@ -13,16 +13,21 @@ from standards._openapi import component_key, openapi_components
 from standards._schemas import SchemaNotFound, load_schema, schema_names, schema_versions
 from standards._validation import SchemaValidationError, SchemaValidator, ValidationIssue, validator
 from standards._vocabulary import (
+    PAYMENT_STANDARDS,
     ReasonCode,
     identifier_types,
     isco08_unit_groups,
+    iso20022_statuses,
     legal_bases,
+    payment_reasons,
+    payment_reasons_inbound,
     purpose_codes,
     reason_code,
     reason_codes,
 )
 
 __all__ = [
+    "PAYMENT_STANDARDS",
     "ReasonCode",
     "Requirement",
     "SchemaNotFound",
@@ -32,9 +37,12 @@ __all__ = [
     "component_key",
     "identifier_types",
     "isco08_unit_groups",
+    "iso20022_statuses",
     "legal_bases",
     "load_schema",
     "openapi_components",
+    "payment_reasons",
+    "payment_reasons_inbound",
     "purpose_codes",
     "reason_code",
     "reason_codes",

@@ -17,13 +17,16 @@ from typing import Any
 from standards._validation import validator
 
 __all__ = [
+    "PAYMENT_STANDARDS",
     "VOCABULARY_DIRECTORY",
     "ReasonCode",
     "identifier_types",
     "isco08_unit_groups",
+    "iso20022_statuses",
     "legal_bases",
     "load_vocabulary",
     "payment_reasons",
+    "payment_reasons_inbound",
     "purpose_codes",
     "reason_code",
     "reason_codes",
@@ -121,3 +124,34 @@ def payment_reasons() -> dict[str, dict[str, Any]]:
     and ISO 20022 external code sets (https://www.iso20022.org/, ExternalStatusReason1Code,
     ExternalReturnReason1Code); ``None`` where a standard has no matching code."""
     return _entries("payment-reasons")
+
+
+#: The external standards the payment-reasons vocabulary maps, as its members name them.
+PAYMENT_STANDARDS = ("g2p_connect", "mojaloop", "iso20022")
+
+
+def payment_reasons_inbound(standard: str) -> dict[str, dict[str, Any]]:
+    """What each code of ``standard`` (one of :data:`PAYMENT_STANDARDS`) means to the payments block:
+    ``{their code: {"name", "reason_code"}}``, plus ``"disposition"`` (rejected, unknown, refused,
+    not_found) for Mojaloop FSPIOP 1.1 error codes
+    (https://docs.mojaloop.io/api/fspiop/v1.1/api-definition.html, section 7.6). G2P Connect codes are
+    DisburseStatusReasonCode values (https://g2p-connect.github.io/specs/), ISO 20022 codes are
+    ExternalStatusReason1Code and ExternalReturnReason1Code values
+    (https://www.iso20022.org/catalogue-messages/additional-content-messages/external-code-sets)."""
+    if standard not in PAYMENT_STANDARDS:
+        raise KeyError(f"no payment standard named {standard!r}")
+    entries: dict[str, dict[str, Any]] = copy.deepcopy(
+        load_vocabulary("payment-reasons")["inbound"][standard]
+    )
+    return entries
+
+
+def iso20022_statuses() -> dict[str, dict[str, str]]:
+    """ISO 20022 ExternalPaymentTransactionStatus1Code and ExternalPaymentGroupStatus1Code values
+    (https://www.iso20022.org/catalogue-messages/additional-content-messages/external-code-sets):
+    ``{status code: {"name", "state"}}``, the state a pain.002 status reports (accepted, completed,
+    rejected, cancelled)."""
+    statuses: dict[str, dict[str, str]] = copy.deepcopy(
+        load_vocabulary("payment-reasons")["iso20022_statuses"]
+    )
+    return statuses

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import standards
@@ -82,23 +83,14 @@ _FIELD_CODES: Final[Mapping[str, str]] = {
     "currency_code": CURRENCY_INVALID,
     "scheduled_timestamp": SCHEDULE_INVALID,
 }
-# Our payments reason codes as G2P Connect item codes; the prefix decides.
-_G2P_BY_PREFIX: Final = (
-    ("payments.address.", PAYEE_FA_INVALID),
-    ("payments.account.", PAYEE_FA_INVALID),
-    ("payments.amount.", AMOUNT_INVALID),
-    ("payments.currency.", CURRENCY_INVALID),
-    ("payments.request.duplicate", DUPLICATE),
+# Our payments reason codes as G2P Connect item codes and back: the G2P Connect tables of the
+# payment-reasons vocabulary of standards.
+_G2P_BY_PAYMENTS: Final[Mapping[str, str | None]] = MappingProxyType(
+    {code: entry["g2p_connect"] for code, entry in standards.payment_reasons().items()}
 )
-_PAYMENTS_BY_G2P: Final[Mapping[str, str]] = {
-    PAYER_FA_INVALID: "payments.address.invalid",
-    PAYEE_FA_INVALID: "payments.address.invalid",
-    AMOUNT_INVALID: "payments.amount.invalid",
-    CURRENCY_INVALID: "payments.currency.not_supported",
-    SCHEDULE_INVALID: "payments.operation.not_supported",
-    DUPLICATE: "payments.request.duplicate",
-    INSTRUCTION_INVALID: "payments.payee.rejected",
-}
+_PAYMENTS_BY_G2P: Final[Mapping[str, str]] = MappingProxyType(
+    {code: entry["reason_code"] for code, entry in standards.payment_reasons_inbound("g2p_connect").items()}
+)
 
 
 class G2pError(Exception):
@@ -289,10 +281,7 @@ def nack(error: G2pError, now: datetime, *, transaction_id: str | None = None) -
 
 def g2p_reason(payments_code: str | None) -> str:
     """The G2P Connect item reason code for one of our ``payments.*`` reason codes."""
-    for prefix, code in _G2P_BY_PREFIX:
-        if payments_code is not None and payments_code.startswith(prefix):
-            return code
-    return PAYMENT_REJECTED
+    return _G2P_BY_PAYMENTS.get(payments_code or "") or PAYMENT_REJECTED
 
 
 def payments_reason(g2p_code: str | None, message: str | None = None) -> str:

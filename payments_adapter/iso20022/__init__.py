@@ -2,7 +2,8 @@
 
 https://www.iso20022.org/iso-20022-message-definitions. Every file is checked against the official
 XSD of its message (``xsd/``, with their source in ``xsd/README.md``); ISO 20022 status and reason
-codes are mapped to the payments vocabulary by the table in ``reasons.json``.
+codes are mapped to the payments vocabulary by the ISO 20022 tables of the ``payment-reasons``
+vocabulary of :mod:`standards`.
 """
 
 from payments_adapter.iso20022.adapter import IngestReport, Iso20022Provider, create_provider

@@ -1,6 +1,7 @@
 """ISO 20022 external status and reason codes, mapped to the payments vocabulary as data.
 
-The table is ``reasons.json`` beside this module (from the ISO 20022 External Code Sets,
+The tables are the ISO 20022 part of the ``payment-reasons`` vocabulary of :mod:`standards` (from the
+ISO 20022 External Code Sets,
 https://www.iso20022.org/catalogue-messages/additional-content-messages/external-code-sets): a status
 code of a pain.002 (``ACSC``, ``RJCT``...) becomes a :class:`~payments_adapter.contract.ProviderState`;
 a status reason (pain.002) or return reason (camt.054) such as ``AC04`` or ``AM04`` becomes a
@@ -9,13 +10,12 @@ a status reason (pain.002) or return reason (camt.054) such as ``AC04`` or ``AM0
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Final
 
 from payments_adapter.contract import ProviderState
+from standards import iso20022_statuses, payment_reasons_inbound
 
 __all__ = ["UNMAPPED_REASON", "IsoReason", "iso_reason", "iso_state", "mapped_reason_codes"]
 
@@ -34,11 +34,10 @@ class IsoReason:
 
 @cache
 def _table() -> tuple[dict[str, ProviderState], dict[str, IsoReason]]:
-    document = json.loads((Path(__file__).parent / "reasons.json").read_text(encoding="utf-8"))
-    states = {code: ProviderState(entry["state"]) for code, entry in document["statuses"].items()}
+    states = {code: ProviderState(entry["state"]) for code, entry in iso20022_statuses().items()}
     reasons = {
         code: IsoReason(code, entry["reason_code"], entry["name"])
-        for code, entry in document["reasons"].items()
+        for code, entry in payment_reasons_inbound("iso20022").items()
     }
     return states, reasons
 

@@ -5,6 +5,7 @@ import standards
 
 def test_public_names_are_pinned() -> None:
     assert sorted(standards.__all__) == [
+        "PAYMENT_STANDARDS",
         "ReasonCode",
         "Requirement",
         "SchemaNotFound",
@@ -14,9 +15,12 @@ def test_public_names_are_pinned() -> None:
         "component_key",
         "identifier_types",
         "isco08_unit_groups",
+        "iso20022_statuses",
         "legal_bases",
         "load_schema",
         "openapi_components",
+        "payment_reasons",
+        "payment_reasons_inbound",
         "purpose_codes",
         "reason_code",
         "reason_codes",
