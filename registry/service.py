@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Index, and_, delete, func, insert, inspect, select, update
+from sqlalchemy import Index, and_, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -206,6 +206,9 @@ def _typed_column(definition: RegistryDefinition, attribute_name: str) -> Any:
     }.get(definition.attributes[attribute_name].type, AttributeRow.value_text)
 
 
+_DECLARED_INDEX_PREFIX: Final = "ix_regattr_"
+
+
 def _attribute_index(
     definition: RegistryDefinition, attribute_name: str, companion: str | None = None
 ) -> Index:
@@ -217,7 +220,7 @@ def _attribute_index(
     # The code and attribute names match ^[a-z][a-z0-9-_]*$ (definition schema): safe in an index name
     # and as the literals of its WHERE clause (DDL cannot take bound parameters).
     suffix = attribute_name if companion is None else f"{attribute_name}_{companion}"
-    name = f"ix_regattr_{definition.code.replace('-', '_')}_{suffix}"[:63]
+    name = f"{_DECLARED_INDEX_PREFIX}{definition.code.replace('-', '_')}_{suffix}"[:63]
     condition = and_(AttributeRow.registry_code == definition.code, AttributeRow.attribute == attribute_name)
     return Index(name, *columns, AttributeRow.record_id, postgresql_where=condition, sqlite_where=condition)
 
@@ -264,12 +267,20 @@ def _carry_companions(
 def create_attribute_indexes(
     connection: Connection, definitions: Mapping[str, RegistryDefinition]
 ) -> list[str]:
-    """Create the partial indexes the definitions ask for (``indexes``), skipping those that exist;
-    returns the names of all of them. A composite index is created after its rows get their companion
-    values. Run through ``AsyncConnection.run_sync``."""
-    present = {entry["name"] for entry in inspect(connection).get_indexes(AttributeRow.__tablename__)}
+    """Create the partial indexes the definitions ask for (``indexes``), skipping those that exist, and
+    drop the attribute indexes no definition declares any more (a definition that changed its indexes);
+    returns the names of the declared ones. A composite index is created after its rows get their
+    companion values. Run through ``AsyncConnection.run_sync``."""
+    present = {str(entry["name"]) for entry in inspect(connection).get_indexes(AttributeRow.__tablename__)}
+    declared = _declared_indexes(definitions)
+    wanted = {str(index.name) for _, index, _ in declared}
+    for name in sorted(present - wanted):
+        # Only the indexes this function makes (their names are built from codes and attribute names
+        # matching ^[a-z][a-z0-9_]*$, so quoting them is safe); the table's own indexes stay.
+        if name.startswith(_DECLARED_INDEX_PREFIX):
+            connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
     names: list[str] = []
-    for definition, index, composite in _declared_indexes(definitions):
+    for definition, index, composite in declared:
         if index.name not in present:
             if composite is not None:
                 _carry_companions(connection, definition, *composite)

@@ -190,3 +190,27 @@ def test_a_declared_pair_is_accepted() -> None:
     )
     assert definition.composites == (("given_name", "registered_on"),)
     assert definition.indexes == ("sex",)
+
+
+async def test_indexes_no_definition_declares_any_more_are_dropped(service: RegistryService) -> None:
+    async with service.sessions.begin() as session:
+        # The single-attribute index the civil registry declared before it paired family name and birth date.
+        await session.execute(
+            text(
+                "CREATE INDEX ix_regattr_civil_family_name ON registry_attribute (value_text, record_id) "
+                "WHERE registry = 'civil' AND attribute = 'family_name'"
+            )
+        )
+        connection = await session.connection()
+        names = await connection.run_sync(create_attribute_indexes, service.definitions)
+        present = await connection.run_sync(_index_names)
+    assert "ix_regattr_civil_family_name" not in present
+    assert set(names) <= present
+    # The table's own indexes are never touched.
+    assert any(not name.startswith("ix_regattr_") for name in present)
+
+
+def _index_names(connection: Any) -> set[str]:
+    from sqlalchemy import inspect
+
+    return {str(entry["name"]) for entry in inspect(connection).get_indexes("registry_attribute")}
