@@ -212,6 +212,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "member, else DPI/GOV/MOI/identity (the demo's)",
     ),
     Setting(
+        "DPI_PAYMENTS_PROVIDERS",
+        "payments_providers",
+        _optional_path,
+        "",
+        "the payments block's providers file (TOML: [providers.NAME] and [g2p]); "
+        "default <var_dir>/payments-providers.toml, else one sandbox provider",
+    ),
+    Setting(
         "DPI_MAX_BODY_BYTES",
         "max_body_bytes",
         _integer(1024, 1024**3),
@@ -320,6 +328,7 @@ class Settings:
     blocks: tuple[str, ...] | None = None
     member_id: str | None = None
     identity_subsystem: str | None = None
+    payments_providers: Path | None = None
     max_body_bytes: int = 1048576
     migrate_on_start: bool = True
     allow_private_callbacks: bool = False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import tomllib
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +38,6 @@ from payments_adapter.webhooks import WebhookRegistry, dispatch_once
 
 __all__ = [
     "MIGRATIONS",
-    "PROVIDERS_FILE_VARIABLE",
     "VERSION",
     "G2pOptions",
     "PaymentsRuntime",
@@ -51,7 +49,6 @@ __all__ = [
     "provider_configs",
 ]
 
-PROVIDERS_FILE_VARIABLE: Final = "DPI_PAYMENTS_PROVIDERS"
 _log = logging.getLogger("payments_adapter")
 
 VERSION: Final = "0.1.0"
@@ -65,9 +62,8 @@ class ProviderConfigError(ValueError):
 def _providers_file(settings: Settings, path: Path | None) -> Path | None:
     if path is not None:
         return path
-    named = os.environ.get(PROVIDERS_FILE_VARIABLE, "").strip()
-    if named:
-        return Path(named)
+    if settings.payments_providers is not None:
+        return settings.payments_providers
     default = settings.var_dir / "payments-providers.toml"
     return default if default.exists() else None
 
