@@ -7,16 +7,17 @@ those rows), delivers, then ``mark_delivered`` or ``mark_failed`` with the time 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dpi.models import OutboxMessage
 
-__all__ = ["claim", "enqueue", "mark_delivered", "mark_failed"]
+__all__ = ["Attempt", "backoff", "claim", "enqueue", "mark_delivered", "mark_failed", "record_attempt"]
 
 
 def _now() -> datetime:
@@ -87,3 +88,41 @@ async def mark_failed(session: AsyncSession, message_id: int, error: str, retry_
         .where(OutboxMessage.id == message_id)
         .values(available_at=retry_at, last_error=error[:2000])
     )
+
+
+class Attempt(enum.StrEnum):
+    """What became of a delivery attempt recorded by :func:`record_attempt`."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    GIVEN_UP = "given_up"
+
+
+# A message given up on stays in the outbox with its last error for operators, never claimed again.
+_NEVER: Final = timedelta(days=3650)
+
+
+def backoff(delays: Sequence[timedelta], attempts: int) -> timedelta:
+    """The wait after attempt number ``attempts`` (1 for the first): ``delays`` in turn, then its last."""
+    return delays[min(max(attempts, 1), len(delays)) - 1]
+
+
+async def record_attempt(
+    session: AsyncSession,
+    message: OutboxMessage,
+    problem: str | None,
+    *,
+    now: datetime,
+    delays: Sequence[timedelta],
+    max_attempts: int,
+) -> Attempt:
+    """Record the outcome of delivering a claimed ``message``: delivered when ``problem`` is None, else
+    retried after :func:`backoff`, or given up once it has had ``max_attempts`` attempts."""
+    if problem is None:
+        await mark_delivered(session, [message.id])
+        return Attempt.DELIVERED
+    if message.attempts >= max_attempts:
+        await mark_failed(session, message.id, problem, now + _NEVER)
+        return Attempt.GIVEN_UP
+    await mark_failed(session, message.id, problem, now + backoff(delays, message.attempts))
+    return Attempt.RETRY

@@ -105,7 +105,6 @@ _POLL_DELAYS: Final = (
     timedelta(minutes=5),
 )
 _LEASE: Final = timedelta(minutes=2)
-_SEND_TIMEOUT: Final = timedelta(seconds=15)
 _SYSTEM_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
 _REFERENCE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,98}$")
 _PENDING: Final = "PDNG"
@@ -683,31 +682,6 @@ async def _pay(server: DisburseServer, rows: Sequence[G2pItemRow]) -> int:
     return settled
 
 
-def _delay(delays: Sequence[timedelta], attempts: int) -> timedelta:
-    return delays[min(max(attempts, 1), len(delays)) - 1]
-
-
-async def _post_signed(
-    client: httpx.AsyncClient,
-    key: SigningKey,
-    url: str,
-    envelope: Mapping[str, Any],
-    idempotency_key: str,
-    *,
-    allow_private_networks: bool,
-) -> str | None:
-    """POST a signed envelope; None when the receiver took it (2xx), else why not."""
-    return await egress.post_signed(
-        client,
-        key,
-        url,
-        envelope,
-        idempotency_key,
-        allow_private_networks=allow_private_networks,
-        send_timeout=_SEND_TIMEOUT,
-    )
-
-
 @dataclass
 class _Tally:
     settled: int = 0
@@ -720,20 +694,18 @@ class _Tally:
 async def _settle(
     server: DisburseServer, message: OutboxMessage, problem: str | None, now: datetime, tally: _Tally
 ) -> None:
+    # A message given up on keeps its answer available through txn/status.
     async with server.sessions.begin() as session:
-        if problem is None:
-            await outbox.mark_delivered(session, [message.id])
-            tally.delivered += 1
-        elif message.attempts >= MAX_ATTEMPTS:
-            # Kept in the outbox with its last error for operators; the answer stays in txn/status.
-            await outbox.mark_failed(session, message.id, problem, now + timedelta(days=3650))
-            tally.given_up += 1
-            _log.warning("G2P callback given up", extra={"event": "g2p_callback_given_up"})
-        else:
-            await outbox.mark_failed(
-                session, message.id, problem, now + _delay(RETRY_DELAYS, message.attempts)
-            )
-            tally.failed += 1
+        outcome = await outbox.record_attempt(
+            session, message, problem, now=now, delays=RETRY_DELAYS, max_attempts=MAX_ATTEMPTS
+        )
+    if outcome is outbox.Attempt.DELIVERED:
+        tally.delivered += 1
+    elif outcome is outbox.Attempt.GIVEN_UP:
+        tally.given_up += 1
+        _log.warning("G2P callback given up", extra={"event": "g2p_callback_given_up"})
+    else:
+        tally.failed += 1
 
 
 async def _on_disburse(
@@ -770,7 +742,7 @@ async def _on_disburse(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == message.id)
                 .values(
-                    available_at=now + _delay(_POLL_DELAYS, polls),
+                    available_at=now + outbox.backoff(_POLL_DELAYS, polls),
                     attempts=0,
                     last_error="items in progress",
                     payload={**payload, "polls": polls},
@@ -792,7 +764,7 @@ async def _on_disburse(
         "correlation_id": transaction.correlation_id,
         "disburse_response": answers,
     }
-    problem = await _post_signed(
+    problem = await egress.post_signed(
         client,
         server.key(),
         f"{sender.callback_url.rstrip('/')}/on-disburse",
@@ -836,7 +808,7 @@ async def _on_status(
         "correlation_id": payload["correlation_id"],
         "txnstatus_response": answers,
     }
-    problem = await _post_signed(
+    problem = await egress.post_signed(
         client,
         server.key(),
         f"{sender.callback_url.rstrip('/')}/disburse/txn/on-status",

@@ -71,7 +71,6 @@ RETRY_DELAYS: Final = (
     timedelta(hours=1),
 )
 MAX_ATTEMPTS: Final = 8
-_SEND_TIMEOUT: Final = timedelta(seconds=15)
 _LEASE: Final = timedelta(minutes=2)
 EVENT_RECORD_TYPE: Final = "dpi:registry-event"
 
@@ -193,34 +192,9 @@ async def _answer(searcher: Searcher, row: DciTransactionRow, now: datetime) -> 
         await session.merge(row)
 
 
-def _delay(attempts: int) -> timedelta:
-    return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
-
-
 def _callback(base: str, action: str) -> str:
     """Where ``action`` (on-search, notify) goes: the sender's callback base URL plus the DCI path."""
     return f"{base.rstrip('/')}/{action}"
-
-
-async def _post_signed(
-    client: httpx.AsyncClient,
-    key: SigningKey,
-    url: str,
-    envelope: Mapping[str, Any],
-    idempotency_key: str,
-    *,
-    allow_private_networks: bool,
-) -> str | None:
-    """POST a signed envelope; None when the receiver took it (2xx), else why not."""
-    return await egress.post_signed(
-        client,
-        key,
-        url,
-        envelope,
-        idempotency_key,
-        allow_private_networks=allow_private_networks,
-        send_timeout=_SEND_TIMEOUT,
-    )
 
 
 @dataclass
@@ -236,19 +210,18 @@ async def _settle(
 ) -> None:
     """Record a delivery attempt: delivered, retried later, or given up after the last attempt."""
     async with service.sessions.begin() as session:
-        if problem is None:
-            await outbox.mark_delivered(session, [message.id])
-            tally.delivered += 1
-        elif message.attempts >= MAX_ATTEMPTS:
-            # Left in the outbox with its last error for operators; never tried again.
-            await outbox.mark_failed(session, message.id, problem, now + timedelta(days=3650))
-            tally.given_up += 1
-            _log.warning(
-                "DCI callback given up", extra={"event": "dci_callback_given_up", "topic": message.topic}
-            )
-        else:
-            await outbox.mark_failed(session, message.id, problem, now + _delay(message.attempts))
-            tally.failed += 1
+        outcome = await outbox.record_attempt(
+            session, message, problem, now=now, delays=RETRY_DELAYS, max_attempts=MAX_ATTEMPTS
+        )
+    if outcome is outbox.Attempt.DELIVERED:
+        tally.delivered += 1
+    elif outcome is outbox.Attempt.GIVEN_UP:
+        tally.given_up += 1
+        _log.warning(
+            "DCI callback given up", extra={"event": "dci_callback_given_up", "topic": message.topic}
+        )
+    else:
+        tally.failed += 1
 
 
 async def _on_search(
@@ -284,7 +257,7 @@ async def _on_search(
         total_count=len(answers),
         completed_count=sum(1 for answer in answers if answer.get("status") == "succ"),
     )
-    problem = await _post_signed(
+    problem = await egress.post_signed(
         client,
         key,
         _callback(sender.callback_url, "on-search"),
@@ -352,7 +325,7 @@ async def _notify(
             }
         ],
     }
-    problem = await _post_signed(
+    problem = await egress.post_signed(
         client,
         key,
         _callback(sender.callback_url, "notify"),

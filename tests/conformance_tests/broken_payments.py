@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dpi import egress
 from dpi.keys import SigningKey
 from dpi.models import OutboxMessage
 from dpi.types import Receive, Scope, Send
@@ -83,7 +84,7 @@ def callback_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     async def post_signed(*_args: Any, **_kwargs: Any) -> None:
         return None
 
-    monkeypatch.setattr(server, "_post_signed", post_signed)
+    monkeypatch.setattr(egress, "post_signed", post_signed)
 
 
 def status_reports_unknown_as_paid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,6 +118,35 @@ async def test_outbox_claim_lease_and_retry(engine: AsyncEngine) -> None:
     assert retried[0].last_error == "receiver answered 503"
 
 
+async def test_a_recorded_attempt_delivers_retries_after_its_backoff_or_gives_up(engine: AsyncEngine) -> None:
+    await db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    delays = (timedelta(seconds=10), timedelta(minutes=5))
+    async with sessions() as session, session.begin():
+        for number in range(3):
+            await outbox.enqueue(session, "registry.updated", {"n": number})
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        first, second, third = await outbox.claim(session, limit=3)
+        outcomes = [
+            await outbox.record_attempt(session, first, None, now=now, delays=delays, max_attempts=2),
+            await outbox.record_attempt(session, second, "HTTP 503", now=now, delays=delays, max_attempts=2),
+            await outbox.record_attempt(session, third, "HTTP 503", now=now, delays=delays, max_attempts=1),
+        ]
+    assert outcomes == [outbox.Attempt.DELIVERED, outbox.Attempt.RETRY, outbox.Attempt.GIVEN_UP]
+    async with sessions() as session:
+        rows = {row.payload["n"]: row for row in await session.scalars(select(OutboxMessage))}
+    assert rows[0].delivered_at is not None
+    retry_at = rows[1].available_at.replace(tzinfo=UTC)
+    assert abs(retry_at - (now + timedelta(seconds=10))) < timedelta(seconds=1)
+    assert rows[1].last_error == "HTTP 503"
+    assert rows[2].delivered_at is None
+    assert rows[2].available_at.replace(tzinfo=UTC) > now + timedelta(days=3000)
+    # Later attempts wait the last delay of the table.
+    assert outbox.backoff(delays, 1) == timedelta(seconds=10)
+    assert outbox.backoff(delays, 7) == timedelta(minutes=5)
+
+
 async def test_concurrent_dispatchers_never_share_a_message(engine: AsyncEngine) -> None:
     await db.upgrade(engine)
     sessions = db.session_factory(engine)
