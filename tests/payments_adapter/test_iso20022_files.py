@@ -37,34 +37,6 @@ from payments_adapter.iso20022.reasons import iso_reason, iso_state, mapped_reas
 DEBTOR = Debtor("Social Protection Agency", "SN08SN0100152000048500003035", "SGSNSNDA")
 NS_PAIN001 = MESSAGES["pain.001.001.09"]
 
-# The payments codes every part of the block shares (their vocabulary entries are written with the
-# disbursement engine); codes this adapter adds must be in the vocabulary already.
-SHARED_PAYMENTS_CODES = {
-    "payments.amount.invalid",
-    "payments.amount.precision",
-    "payments.currency.unknown",
-    "payments.currency.mismatch",
-    "payments.currency.not_supported",
-    "payments.address.invalid",
-    "payments.address.not_found",
-    "payments.account.blocked",
-    "payments.payee.name_mismatch",
-    "payments.payee.rejected",
-    "payments.payer.insufficient_funds",
-    "payments.payer.limit_exceeded",
-    "payments.payee.limit_exceeded",
-    "payments.provider.unavailable",
-    "payments.provider.error",
-    "payments.provider.invalid_response",
-    "payments.outcome.unknown",
-    "payments.request.duplicate",
-    "payments.request.expired",
-    "payments.operation.not_supported",
-    "payments.item.cancelled",
-    "payments.item.reversed",
-    "payments.item.returned",
-}
-
 
 def instruction(key: str, account: str, amount: str, currency: str, **extra: str) -> PaymentInstruction:
     return PaymentInstruction(key, FinancialAddress.parse(account), Money.parse(amount, currency), **extra)
@@ -550,7 +522,7 @@ def test_iso_reasons_map_to_the_payments_vocabulary(iso_code: str | None, ours: 
 def test_every_mapped_reason_is_a_payments_code_and_every_status_a_state() -> None:
     vocabulary = set(standards.reason_codes())
     for code in mapped_reason_codes():
-        assert code in SHARED_PAYMENTS_CODES or code in vocabulary, code
+        assert code in vocabulary, code
     for status in standards.iso20022_statuses():
         assert iso_state(status) is not None
     assert iso_state("ACSC") is ProviderState.COMPLETED
